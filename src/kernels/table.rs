@@ -1,0 +1,234 @@
+//! The kernel table: one function pointer per op, one table per instruction set.
+
+use super::isa::{Isa, IsaError};
+use super::shapes::{Conv2dShape, LinearShape, Pool2dShape, check_len};
+use std::sync::OnceLock;
+
+pub(crate) type Conv2dForwardFn = unsafe fn(&Conv2dShape, &[f32], &[f32], &[f32], &mut [f32], bool);
+pub(crate) type Conv2dBackwardInputFn = unsafe fn(&Conv2dShape, &[f32], &[f32], &mut [f32]);
+pub(crate) type Conv2dBackwardWeightFn = unsafe fn(&Conv2dShape, &[f32], &[f32], &mut [f32], &mut [f32]);
+pub(crate) type MaxPool2dForwardFn = unsafe fn(&Pool2dShape, &[f32], &mut [f32]);
+pub(crate) type MaxPool2dBackwardFn = unsafe fn(&Pool2dShape, &[f32], &[f32], &[f32], &mut [f32], bool);
+pub(crate) type LinearForwardFn = unsafe fn(&LinearShape, &[f32], &[f32], &[f32], &mut [f32]);
+pub(crate) type LinearBackwardInputFn = unsafe fn(&LinearShape, &[f32], &[f32], &mut [f32]);
+pub(crate) type LinearBackwardWeightFn = unsafe fn(&LinearShape, &[f32], &[f32], &mut [f32], &mut [f32]);
+pub(crate) type ReluForwardFn = unsafe fn(&mut [f32]);
+pub(crate) type ReluBackwardFn = unsafe fn(&[f32], &mut [f32]);
+pub(crate) type SigmoidForwardFn = unsafe fn(&[f32], &mut [f32]);
+pub(crate) type SoftmaxForwardFn = unsafe fn(usize, &[f32], &mut [f32]);
+pub(crate) type AxpyFn = unsafe fn(f32, &[f32], &mut [f32]);
+pub(crate) type SgdMomentumFn = unsafe fn(&mut [f32], &[f32], &mut [f32], f32, f32);
+
+// ANCHOR: kernels
+/// Every op the two networks need, for one instruction set.
+///
+/// A `Kernels` value exists only for an instruction set this CPU supports: the only ways to get
+/// one are [`Kernels::for_isa`] and [`Kernels::best`], which check first. That is what makes
+/// it sound for the safe methods below to call `#[target_feature]` functions.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    pub(crate) isa: Isa,
+    pub(crate) conv2d_forward: Conv2dForwardFn,
+    pub(crate) conv2d_backward_input: Conv2dBackwardInputFn,
+    pub(crate) conv2d_backward_weight: Conv2dBackwardWeightFn,
+    pub(crate) max_pool2d_forward: MaxPool2dForwardFn,
+    pub(crate) max_pool2d_backward: MaxPool2dBackwardFn,
+    pub(crate) linear_forward: LinearForwardFn,
+    pub(crate) linear_backward_input: LinearBackwardInputFn,
+    pub(crate) linear_backward_weight: LinearBackwardWeightFn,
+    pub(crate) relu_forward: ReluForwardFn,
+    pub(crate) relu_backward: ReluBackwardFn,
+    pub(crate) sigmoid_forward: SigmoidForwardFn,
+    pub(crate) softmax_forward: SoftmaxForwardFn,
+    pub(crate) axpy: AxpyFn,
+    pub(crate) sgd_momentum_update: SgdMomentumFn,
+}
+// ANCHOR_END: kernels
+
+// ANCHOR: for_isa
+impl Kernels {
+    /// The table for `isa`, or why it cannot run here.
+    pub fn for_isa(isa: Isa) -> Result<&'static Kernels, IsaError> {
+        isa.check()?;
+        Ok(table(isa).expect("Isa::check passed, so the table is compiled in"))
+    }
+
+    /// The table of the best instruction set available (respecting `SIMD_CNN_MAX_ISA`),
+    /// chosen once per process.
+    pub fn best() -> Result<&'static Kernels, IsaError> {
+        static BEST: OnceLock<Result<&'static Kernels, IsaError>> = OnceLock::new();
+        BEST.get_or_init(|| Kernels::for_isa(Isa::best()?)).clone()
+    }
+
+    /// The scalar table, which every CPU can run.
+    pub fn scalar() -> &'static Kernels {
+        &super::scalar::KERNELS
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+}
+
+/// The table of each compiled instruction set. The `cfg` attributes on the arms are the only
+/// place where the chapters meet the dispatch.
+fn table(isa: Isa) -> Option<&'static Kernels> {
+    match isa {
+        Isa::Scalar => Some(&super::scalar::KERNELS),
+        // INTERIM: the SSE, AVX2 and AVX-512 arms arrive with chapters 4-6.
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+// ANCHOR_END: for_isa
+
+// The safe entry points. Each checks the slice lengths against the shape (the kernels check
+// again: they are callable on their own) and calls through the table.
+impl Kernels {
+    // ANCHOR: safe_method
+    /// `output = conv(input, weight) + bias`, then `max(output, 0)` if `fuse_relu`.
+    /// NHWC input and output, HWIO weight `[3, 3, c_in, c_out]`.
+    pub fn conv2d_forward(
+        &self,
+        shape: &Conv2dShape,
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+        fuse_relu: bool,
+    ) {
+        shape.check_forward(input, weight, bias, output);
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { (self.conv2d_forward)(shape, input, weight, bias, output, fuse_relu) }
+    }
+    // ANCHOR_END: safe_method
+
+    /// `grad_input = conv_transpose(grad_output, weight)`, overwriting `grad_input`.
+    pub fn conv2d_backward_input(
+        &self,
+        shape: &Conv2dShape,
+        grad_output: &[f32],
+        weight: &[f32],
+        grad_input: &mut [f32],
+    ) {
+        shape.check_backward_input(grad_output, weight, grad_input);
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { (self.conv2d_backward_input)(shape, grad_output, weight, grad_input) }
+    }
+
+    /// `grad_weight` and `grad_bias` of the batch, overwriting both.
+    pub fn conv2d_backward_weight(
+        &self,
+        shape: &Conv2dShape,
+        input: &[f32],
+        grad_output: &[f32],
+        grad_weight: &mut [f32],
+        grad_bias: &mut [f32],
+    ) {
+        shape.check_backward_weight(input, grad_output, grad_weight, grad_bias);
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { (self.conv2d_backward_weight)(shape, input, grad_output, grad_weight, grad_bias) }
+    }
+
+    /// 2x2 max of each window.
+    pub fn max_pool2d_forward(&self, shape: &Pool2dShape, input: &[f32], output: &mut [f32]) {
+        shape.check_forward(input, output);
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { (self.max_pool2d_forward)(shape, input, output) }
+    }
+
+    /// Routes each output gradient to the first input of its window (in scan order) that equals
+    /// the window's maximum; every other input gets zero. With `fuse_relu` the gradient is also
+    /// dropped where the maximum is not positive, which is the backward pass of a ReLU that came
+    /// before the pool.
+    pub fn max_pool2d_backward(
+        &self,
+        shape: &Pool2dShape,
+        input: &[f32],
+        output: &[f32],
+        grad_output: &[f32],
+        grad_input: &mut [f32],
+        fuse_relu: bool,
+    ) {
+        shape.check_backward(input, output, grad_output, grad_input);
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { (self.max_pool2d_backward)(shape, input, output, grad_output, grad_input, fuse_relu) }
+    }
+
+    /// `y = x W^T + b`.
+    pub fn linear_forward(&self, shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
+        shape.check_forward(x, weight, bias, y);
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { (self.linear_forward)(shape, x, weight, bias, y) }
+    }
+
+    /// `grad_x = grad_y W`, overwriting `grad_x`.
+    pub fn linear_backward_input(&self, shape: &LinearShape, grad_y: &[f32], weight: &[f32], grad_x: &mut [f32]) {
+        shape.check_backward_input(grad_y, weight, grad_x);
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { (self.linear_backward_input)(shape, grad_y, weight, grad_x) }
+    }
+
+    /// `grad_weight = grad_y^T x` and `grad_bias = sum of grad_y over the batch`, overwriting both.
+    pub fn linear_backward_weight(
+        &self,
+        shape: &LinearShape,
+        x: &[f32],
+        grad_y: &[f32],
+        grad_weight: &mut [f32],
+        grad_bias: &mut [f32],
+    ) {
+        shape.check_backward_weight(x, grad_y, grad_weight, grad_bias);
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { (self.linear_backward_weight)(shape, x, grad_y, grad_weight, grad_bias) }
+    }
+
+    /// `x = max(x, 0)` in place.
+    pub fn relu_forward(&self, x: &mut [f32]) {
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { (self.relu_forward)(x) }
+    }
+
+    /// `grad = grad * (y > 0)` in place, where `y` is the ReLU's output.
+    pub fn relu_backward(&self, y: &[f32], grad: &mut [f32]) {
+        check_len("relu grad", grad, y.len());
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { (self.relu_backward)(y, grad) }
+    }
+
+    /// `y = 1 / (1 + exp(-x))`.
+    pub fn sigmoid_forward(&self, x: &[f32], y: &mut [f32]) {
+        check_len("sigmoid output", y, x.len());
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { (self.sigmoid_forward)(x, y) }
+    }
+
+    /// Softmax of each row of `cols` values.
+    pub fn softmax_forward(&self, cols: usize, x: &[f32], y: &mut [f32]) {
+        assert!(cols > 0 && x.len().is_multiple_of(cols), "softmax: {} values are not rows of {cols}", x.len());
+        check_len("softmax output", y, x.len());
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { (self.softmax_forward)(cols, x, y) }
+    }
+
+    /// `y += alpha * x`. Plain SGD is `axpy(-lr, grad, param)`.
+    pub fn axpy(&self, alpha: f32, x: &[f32], y: &mut [f32]) {
+        check_len("axpy y", y, x.len());
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { (self.axpy)(alpha, x, y) }
+    }
+
+    /// SGD with momentum, as PyTorch does it: `v = momentum * v + grad; param -= lr * v`.
+    pub fn sgd_momentum_update(&self, param: &mut [f32], grad: &[f32], velocity: &mut [f32], lr: f32, momentum: f32) {
+        check_len("sgd grad", grad, param.len());
+        check_len("sgd velocity", velocity, param.len());
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { (self.sgd_momentum_update)(param, grad, velocity, lr, momentum) }
+    }
+}
+
+impl std::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernels").field("isa", &self.isa).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,40 @@
+//! # simd-cnn
+//!
+//! A convolutional network trained on a CPU, written four times: in plain Rust, then with SSE,
+//! AVX2 and AVX-512. This crate is the tested code behind the book in `book/`; every listing in
+//! the book is included from these files.
+//!
+//! | chapter | feature | what it adds |
+//! | --- | --- | --- |
+//! | 1. Tensors and memory | `ch1` | [`tensor`]: shapes, NCHW and NHWC, 64-byte aligned storage, seeded init |
+//! | 2. The forward pass | `ch2` | [`reference`] (the naive oracle), [`kernels`] (the table, scalar entries), [`nn`] layers and losses |
+//! | 3. Backprop and training | `ch3` | backward passes, [`train`] (SGD), [`model`] (the MLP and the CNN), [`data`] (MNIST) |
+//! | 4. SSE | `ch4` | `kernels::x86::sse`, the `SimdF32` trait and the generic kernels |
+//! | 5. AVX2 + FMA | `ch5` | `kernels::x86::avx2` |
+//! | 6. AVX-512 | `ch6` | `kernels::x86::avx512`: masked tails, 32 registers |
+//! | 7. Memory and caches | `ch7` | blocking, packing, fusion |
+//! | 8. Threads | `ch8` | batch-parallel training |
+//! | 9. The cat/dog trainer | `ch9` | images, cache, checkpoints, prediction |
+//! | 10. Down to the metal | `ch10` | assembly, bf16 |
+//!
+//! Features are cumulative (`ch5` includes `ch1`..`ch4`) and `full` (the default) is `ch10`, so
+//! `cargo test --no-default-features --features ch3` builds the crate as it stands at the end of
+//! chapter 3. Chapters gate whole modules, never statements inside a function.
+#![cfg_attr(not(feature = "full"), allow(dead_code, unused_imports))]
+
+#[cfg(feature = "ch1")]
+pub mod tensor;
+
+#[cfg(feature = "ch2")]
+pub mod kernels;
+#[cfg(feature = "ch2")]
+pub mod nn;
+#[cfg(feature = "ch2")]
+pub mod reference;
+
+#[cfg(feature = "ch3")]
+pub mod data;
+#[cfg(feature = "ch3")]
+pub mod model;
+#[cfg(feature = "ch3")]
+pub mod train;

@@ -1,0 +1,136 @@
+//! Helpers shared by the test files: seeded data, closeness checks that say where they fail,
+//! finite differences, and the loop over every instruction set this CPU has.
+#![allow(dead_code)]
+
+use simd_cnn::kernels::{Isa, Kernels};
+use simd_cnn::tensor::Tensor;
+use simd_cnn::tensor::init::{rng, uniform};
+
+/// Environment variable naming an instruction set whose tests must not be skipped.
+pub const REQUIRE_ISA_ENV: &str = "SIMD_CNN_REQUIRE_ISA";
+
+/// A seeded tensor of values in [-1, 1).
+pub fn rand_tensor(shape: &[usize], seed: u64) -> Tensor {
+    uniform(shape, -1.0, 1.0, &mut rng(seed))
+}
+
+/// A seeded vector of values in [-1, 1).
+pub fn rand_vec(len: usize, seed: u64) -> Vec<f32> {
+    rand_tensor(&[len], seed).as_slice().to_vec()
+}
+
+/// A seeded tensor whose values are all distinct and at least `gap` apart (a shuffled ramp
+/// with the sign of random values), for ops with kinks: max-pool ties and ReLU's zero.
+pub fn distinct_tensor(shape: &[usize], gap: f32, seed: u64) -> Tensor {
+    use rand::seq::SliceRandom;
+    let len: usize = shape.iter().product();
+    let mut order: Vec<usize> = (0..len).collect();
+    order.shuffle(&mut rng(seed));
+    // k * gap + gap / 2 for k in -len/2..: never zero, never two alike.
+    let half = (len / 2) as f32;
+    Tensor::from_fn(shape, |i| (order[i] as f32 - half) * gap + gap / 2.0)
+}
+
+/// Checks `got` against `want` element by element with `|got - want| <= atol + rtol * |want|`
+/// and, when that fails, reports the worst element and how many failed.
+#[track_caller]
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    let mut bad = 0;
+    let mut worst: Option<(usize, f32)> = None;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (g - w).abs();
+        let ok = err <= atol + rtol * w.abs();
+        if !ok || g.is_nan() != w.is_nan() {
+            bad += 1;
+            if worst.is_none_or(|(_, e)| err > e) {
+                worst = Some((i, err));
+            }
+        }
+    }
+    if let Some((i, err)) = worst {
+        panic!(
+            "{what}: {bad} of {} elements differ; worst at {i}: got {} want {} (|diff| {err:e})",
+            got.len(),
+            got[i],
+            want[i]
+        );
+    }
+}
+
+/// Calls `f` with the kernel table of every instruction set, from scalar up. An instruction set
+/// that cannot run here is skipped with a printed line, unless `SIMD_CNN_REQUIRE_ISA` names it
+/// (or a higher one), in which case the skip is a failure.
+pub fn for_each_isa(mut f: impl FnMut(&'static Kernels)) {
+    let required: Option<Isa> = std::env::var(REQUIRE_ISA_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.parse().unwrap_or_else(|e| panic!("{REQUIRE_ISA_ENV}: {e}")));
+    for isa in Isa::ALL {
+        match Kernels::for_isa(isa) {
+            Ok(k) => f(k),
+            Err(why) if required.is_some_and(|r| isa <= r) => {
+                panic!("{REQUIRE_ISA_ENV}={} but {isa} cannot run: {why}", required.unwrap())
+            }
+            Err(why) => println!("skipping {isa}: {why}"),
+        }
+    }
+}
+
+/// Central differences `(f(x + eps e_i) - f(x - eps e_i)) / 2 eps` for each `i` in `indices`.
+pub fn numeric_grad(x: &mut [f32], indices: &[usize], eps: f32, mut f: impl FnMut(&[f32]) -> f64) -> Vec<f64> {
+    indices
+        .iter()
+        .map(|&i| {
+            let saved = x[i];
+            x[i] = saved + eps;
+            let plus = f(x);
+            x[i] = saved - eps;
+            let minus = f(x);
+            x[i] = saved;
+            (plus - minus) / (2.0 * eps as f64)
+        })
+        .collect()
+}
+
+/// Compares analytic gradients at `indices` with numeric ones; `Err` names the worst mismatch.
+pub fn check_grad(
+    what: &str,
+    analytic: &[f32],
+    indices: &[usize],
+    numeric: &[f64],
+    atol: f64,
+    rtol: f64,
+) -> Result<(), String> {
+    let mut worst: Option<(usize, f64)> = None;
+    for (&i, &num) in indices.iter().zip(numeric) {
+        let an = analytic[i] as f64;
+        let excess = (an - num).abs() - (atol + rtol * num.abs());
+        if excess > 0.0 && worst.is_none_or(|(_, e)| excess > e) {
+            worst = Some((i, excess));
+        }
+    }
+    match worst {
+        None => Ok(()),
+        Some((i, _)) => {
+            let num = numeric[indices.iter().position(|&j| j == i).unwrap()];
+            Err(format!("{what}: gradient at {i} is {} by backprop but {num} by finite differences", analytic[i]))
+        }
+    }
+}
+
+/// Up to `count` indices spread over `0..len` (all of them when `len <= count`).
+pub fn sample_indices(len: usize, count: usize, seed: u64) -> Vec<usize> {
+    use rand::seq::index::sample;
+    if len <= count {
+        return (0..len).collect();
+    }
+    let mut idx = sample(&mut rng(seed), len, count).into_vec();
+    idx.sort_unstable();
+    idx
+}
+
+/// `sum(y * r)` in f64: a scalar "loss" whose gradient with respect to `y` is exactly `r`.
+pub fn dot64(y: &[f32], r: &[f32]) -> f64 {
+    y.iter().zip(r).map(|(&a, &b)| a as f64 * b as f64).sum()
+}
