@@ -21,6 +21,7 @@
 //! `cargo test --no-default-features --features ch3` builds the crate as it stands at the end of
 //! chapter 3. Chapters gate whole modules, never statements inside a function.
 #![cfg_attr(not(feature = "full"), allow(dead_code, unused_imports))]
+#![warn(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
 #[cfg(feature = "ch1")]
 pub mod tensor;

@@ -37,7 +37,7 @@ fn momentum_follows_pytorch_recurrence() {
             }
         }
         common::assert_close("momentum", p.value.as_slice(), &want, 1e-6, 1e-6);
-        assert_eq!(opt.velocity()[0].as_slice(), &v);
+        common::assert_close("velocity", opt.velocity()[0].as_slice(), &v, 1e-6, 1e-6);
     });
 }
 

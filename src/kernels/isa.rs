@@ -70,8 +70,9 @@ impl Isa {
     pub fn is_compiled(self) -> bool {
         match self {
             Isa::Scalar => true,
-            // INTERIM: true from chapters 4-6 on, once their tables exist.
-            Isa::Sse | Isa::Avx2 | Isa::Avx512 => false,
+            Isa::Sse => cfg!(all(target_arch = "x86_64", feature = "ch4")),
+            Isa::Avx2 => cfg!(all(target_arch = "x86_64", feature = "ch5")),
+            Isa::Avx512 => cfg!(all(target_arch = "x86_64", feature = "ch6")),
         }
     }
 

@@ -15,6 +15,13 @@ mod table;
 
 pub mod scalar;
 
+#[cfg(all(target_arch = "x86_64", feature = "ch4"))]
+mod generic;
+#[cfg(all(target_arch = "x86_64", feature = "ch4"))]
+pub(crate) mod simd;
+#[cfg(all(target_arch = "x86_64", feature = "ch4"))]
+pub(crate) mod x86;
+
 pub use isa::{Isa, IsaError, MAX_ISA_ENV};
 pub use shapes::{Conv2dShape, LinearShape, Pool2dShape};
 pub use table::Kernels;

@@ -75,7 +75,12 @@ impl Kernels {
 fn table(isa: Isa) -> Option<&'static Kernels> {
     match isa {
         Isa::Scalar => Some(&super::scalar::KERNELS),
-        // INTERIM: the SSE, AVX2 and AVX-512 arms arrive with chapters 4-6.
+        #[cfg(all(target_arch = "x86_64", feature = "ch4"))]
+        Isa::Sse => Some(&super::x86::sse::KERNELS),
+        #[cfg(all(target_arch = "x86_64", feature = "ch5"))]
+        Isa::Avx2 => Some(&super::x86::avx2::KERNELS),
+        #[cfg(all(target_arch = "x86_64", feature = "ch6"))]
+        Isa::Avx512 => Some(&super::x86::avx512::KERNELS),
         #[allow(unreachable_patterns)]
         _ => None,
     }

@@ -1,0 +1,27 @@
+//! Chapters 4-6: every kernel written once, generic over [`SimdF32`](super::simd::SimdF32).
+//!
+//! Each function here is `#[inline(always)]`: it has no instruction set of its own and is
+//! compiled into the `#[target_feature]` wrapper in `kernels::x86::<isa>` that calls it, where
+//! every vector method becomes one or two instructions of that set. Tile sizes are const
+//! generics chosen by the wrapper: the algorithm is the same for 4, 8 or 16 lanes, the number
+//! of registers it may fill is not.
+//!
+//! Bounds: every kernel starts with the same length checks as the scalar ones (the shapes'
+//! `check_*` methods) and every `unsafe` pointer access below is inside the ranges those checks
+//! establish; each block says which.
+
+// A tile loop indexes several arrays (accumulators, loaded vectors) by the same (row,
+// column); index loops show the tile, iterator chains would hide it.
+#![allow(clippy::needless_range_loop)]
+
+mod activation;
+mod conv2d;
+mod linear;
+mod pool;
+mod sgd;
+
+pub(crate) use activation::{relu_backward, relu_forward};
+pub(crate) use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
+pub(crate) use linear::{linear_backward_input, linear_backward_weight, linear_forward};
+pub(crate) use pool::{max_pool2d_backward, max_pool2d_forward};
+pub(crate) use sgd::{axpy, sgd_momentum_update};

@@ -1,0 +1,27 @@
+//! AVX2 fully connected layer: tiles of 3 x 3 (forward), 4 x 3 (backward): 9 and 12 accumulators within 16 registers.
+
+use super::Avx2;
+use crate::kernels::{LinearShape, generic};
+
+// ANCHOR: linear
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn linear_forward(shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
+    generic::linear_forward::<_, 3, 3>(Avx2::new(), shape, x, weight, bias, y)
+}
+
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn linear_backward_input(shape: &LinearShape, grad_y: &[f32], weight: &[f32], grad_x: &mut [f32]) {
+    generic::linear_backward_input::<_, 4, 3>(Avx2::new(), shape, grad_y, weight, grad_x)
+}
+
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn linear_backward_weight(
+    shape: &LinearShape,
+    x: &[f32],
+    grad_y: &[f32],
+    grad_weight: &mut [f32],
+    grad_bias: &mut [f32],
+) {
+    generic::linear_backward_weight::<_, 4, 3>(Avx2::new(), shape, x, grad_y, grad_weight, grad_bias)
+}
+// ANCHOR_END: linear

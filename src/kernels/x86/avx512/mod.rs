@@ -1,0 +1,43 @@
+//! Chapter 6: the AVX-512 kernel table (32 registers of 16 floats).
+//!
+//! Every function is `#[target_feature(enable = "avx512f")]`: the generic kernel it calls is
+//! compiled inside it with AVX-512 instructions. Such a function can only be called where the
+//! CPU is known to have them, which is why the table holding them exists only after
+//! `Isa::Avx512.check()` passed.
+
+mod activation;
+mod conv2d;
+mod linear;
+mod pool;
+mod sgd;
+mod vector;
+
+pub(crate) use activation::{relu_backward, relu_forward};
+pub(crate) use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
+pub(crate) use linear::{linear_backward_input, linear_backward_weight, linear_forward};
+pub(crate) use pool::{max_pool2d_backward, max_pool2d_forward};
+pub(crate) use sgd::{axpy, sgd_momentum_update};
+pub(crate) use vector::Avx512;
+
+use crate::kernels::{Isa, Kernels, scalar};
+
+// ANCHOR: table
+pub(crate) static KERNELS: Kernels = Kernels {
+    isa: Isa::Avx512,
+    conv2d_forward,
+    conv2d_backward_input,
+    conv2d_backward_weight,
+    max_pool2d_forward,
+    max_pool2d_backward,
+    linear_forward,
+    linear_backward_input,
+    linear_backward_weight,
+    relu_forward,
+    relu_backward,
+    // One sigmoid per image and one 10-way softmax per digit: too little work to vectorise.
+    sigmoid_forward: scalar::sigmoid_forward,
+    softmax_forward: scalar::softmax_forward,
+    axpy,
+    sgd_momentum_update,
+};
+// ANCHOR_END: table
