@@ -48,8 +48,6 @@ pub(crate) trait SimdF32: Copy {
     /// `a * b + c`: one fused instruction with FMA, a multiply and an add without.
     fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     fn max(self, a: Self::V, b: Self::V) -> Self::V;
-    /// Sum of the lanes.
-    fn reduce_add(self, v: Self::V) -> f32;
 
     /// Lanes where `a == b`.
     fn eq(self, a: Self::V, b: Self::V) -> Self::M;
@@ -62,6 +60,10 @@ pub(crate) trait SimdF32: Copy {
     fn none(self) -> Self::M;
     /// `v` in the lanes of `m`, zero elsewhere.
     fn select(self, m: Self::M, v: Self::V) -> Self::V;
+
+    /// Asks for the cache line holding `p` to be brought into L1. A hint: it never faults,
+    /// whatever `p` is, and changes no result.
+    fn prefetch(self, p: *const f32);
 
     /// `n` floats at `src`: a full vector when `n >= LANES`, else a partial one.
     /// # Safety

@@ -272,22 +272,34 @@ impl Geometry {
                 }
             }
         }
-        // The epilogue must stay small and branch-free: LLVM keeps `acc` in registers only if
-        // it can unroll every loop that indexes it. ReLU is `max(floor, acc)` with a floor of 0
-        // or of -infinity (which changes nothing), and only the last vector of a pixel can be
-        // partial (`c_out` need not be a multiple of LANES).
+        // LLVM keeps `acc` in registers only if it can unroll every loop that indexes it, so the
+        // epilogue is kept small: ReLU is `max(floor, acc)` with a floor of 0 or of -infinity
+        // (which changes nothing), and the partial vector a c_out that is not a multiple of
+        // LANES leaves at the end of each pixel is stored in a loop of its own.
         let floor = if relu { s.zero() } else { s.splat(f32::NEG_INFINITY) };
         let last = (t.v0 + C - 1) * lanes;
+        let last_is_full = c_out - last >= lanes;
+        let mut tails = [floor; P];
         for (p, acc_p) in acc.iter().enumerate() {
             // SAFETY: pixel x0 + p of row y is in the image; vectors v0..v0+C-1 are full and
-            // inside the pixel's c_out channels, and the last stops at c_out (`store_n`;
-            // last < c_out because c_out_p is c_out rounded up to a vector).
+            // inside the pixel's c_out channels, and so is the last one when it is full.
             unsafe {
                 let out = dst.add((t.y * w + t.x0 + p) * c_out + t.v0 * lanes);
-                for (j, &a) in acc_p[..C - 1].iter().enumerate() {
-                    s.store(out.add(j * lanes), s.max(floor, a));
+                for j in 0..C - 1 {
+                    s.store(out.add(j * lanes), s.max(floor, acc_p[j]));
                 }
-                s.store_n(out.add((C - 1) * lanes), s.max(floor, acc_p[C - 1]), c_out - last);
+                if last_is_full {
+                    s.store(out.add((C - 1) * lanes), s.max(floor, acc_p[C - 1]));
+                } else {
+                    tails[p] = s.max(floor, acc_p[C - 1]);
+                }
+            }
+        }
+        if !last_is_full {
+            for (p, &v) in tails.iter().enumerate() {
+                // SAFETY: the last vector of pixel x0 + p stops at c_out (last < c_out because
+                // c_out_p is c_out rounded up to a vector).
+                unsafe { s.store_partial(dst.add((t.y * w + t.x0 + p) * c_out + last), v, c_out - last) }
             }
         }
     }
@@ -324,12 +336,22 @@ pub(crate) fn conv2d_backward_weight<S: SimdF32, const CIB: usize, const COV: us
     let vectors = c_out_p / S::LANES;
     let mut gw = vec![0.0f32; 9 * c_in * c_out_p];
     let mut gb = vec![0.0f32; c_out_p];
-    let reduce = Reduce { w, c_in, c_out, c_out_p };
+    // The tiles load whole vectors of the output gradient; when c_out is not a multiple of
+    // LANES, each row is first copied into a zero-padded one.
+    let mut padded_row = vec![0.0f32; if c_out == c_out_p { 0 } else { w * c_out_p }];
+    let reduce = Reduce { w, c_in, c_out_p };
     for img in 0..n {
         for y in 0..h {
-            // SAFETY: image img, row y is inside grad_output.
-            let g_row = unsafe { grad_output.as_ptr().add(((img * h + y) * w) * c_out) };
-            // SAFETY: g_row has w pixels of c_out channels; gb has c_out_p floats.
+            let g_row = &grad_output[((img * h + y) * w) * c_out..][..w * c_out];
+            let g_row = if c_out == c_out_p {
+                g_row.as_ptr()
+            } else {
+                for (dst, src) in padded_row.chunks_exact_mut(c_out_p).zip(g_row.chunks_exact(c_out)) {
+                    dst[..c_out].copy_from_slice(src);
+                }
+                padded_row.as_ptr()
+            };
+            // SAFETY: g_row has w pixels of c_out_p channels; gb has c_out_p floats.
             unsafe { reduce.bias::<S>(s, g_row, gb.as_mut_ptr(), vectors) };
             for ky in 0..3 {
                 let Some(iy) = (y + ky).checked_sub(1).filter(|&iy| iy < h) else { continue };
@@ -375,12 +397,12 @@ struct Rows {
     v0: usize,
 }
 
-/// Sizes for the weight-gradient reduction over one image row.
+/// Sizes for the weight-gradient reduction over one image row. Gradient rows have `c_out_p`
+/// channels (padded when needed).
 #[derive(Clone, Copy)]
 struct Reduce {
     w: usize,
     c_in: usize,
-    c_out: usize,
     c_out_p: usize,
 }
 
@@ -388,16 +410,16 @@ impl Reduce {
     /// `gb += sum over the row's pixels of g`.
     ///
     /// # Safety
-    /// `g_row` is `w` pixels of `c_out` floats; `gb` has `vectors * LANES >= c_out` floats.
+    /// `g_row` is `w` pixels of `c_out_p` floats; `gb` has `vectors * LANES = c_out_p` floats.
     #[inline(always)]
     unsafe fn bias<S: SimdF32>(self, s: S, g_row: *const f32, gb: *mut f32, vectors: usize) {
         for v in 0..vectors {
             let co = v * S::LANES;
-            // SAFETY: the caller's contract; `load_n` stops at c_out.
+            // SAFETY: the caller's contract.
             unsafe {
                 let mut acc = s.load(gb.add(co));
                 for x in 0..self.w {
-                    acc = s.add(acc, s.load_n(g_row.add(x * self.c_out + co), self.c_out - co));
+                    acc = s.add(acc, s.load(g_row.add(x * self.c_out_p + co)));
                 }
                 s.store(gb.add(co), acc);
             }
@@ -410,7 +432,7 @@ impl Reduce {
     ///
     /// # Safety
     /// `in_row` is input row y+ky-1 (`w` pixels of `c_in`), `g_row` output-gradient row y (`w`
-    /// pixels of `c_out`), `gw_ky` kernel row ky of the padded gradient (`3 * c_in * c_out_p`);
+    /// pixels of `c_out_p`), `gw_ky` kernel row ky of the padded gradient (`3 * c_in * c_out_p`);
     /// `ci0 + CI <= c_in`; `(v0 + C) * LANES <= c_out_p`.
     #[inline(always)]
     unsafe fn tile<S: SimdF32, const CI: usize, const C: usize>(
@@ -466,20 +488,18 @@ impl Reduce {
         rows: Rows,
         x: usize,
     ) {
-        let Reduce { c_in, c_out, .. } = self;
+        let Reduce { c_in, c_out_p, .. } = self;
         let lanes = S::LANES;
-        // SAFETY: the caller's contract; gradient vectors stop at c_out (`load_n`).
+        // SAFETY: the caller's contract.
         unsafe {
-            let g: [S::V; C] = std::array::from_fn(|j| {
-                let co = (rows.v0 + j) * lanes;
-                s.load_n(rows.g_row.add(x * c_out + co), c_out - co)
-            });
-            for (kx, acc_kx) in acc.iter_mut().enumerate().take(KX1).skip(KX0) {
+            let gp = rows.g_row.add(x * c_out_p + rows.v0 * lanes);
+            let g: [S::V; C] = std::array::from_fn(|j| s.load(gp.add(j * lanes)));
+            for kx in KX0..KX1 {
                 let ip = rows.in_row.add((x + kx - 1) * c_in + rows.ci0);
-                for (c, acc_c) in acc_kx.iter_mut().enumerate() {
+                for c in 0..CI {
                     let xv = s.splat(*ip.add(c));
-                    for (a, &gj) in acc_c.iter_mut().zip(&g) {
-                        *a = s.mul_add(xv, gj, *a);
+                    for j in 0..C {
+                        acc[kx][c][j] = s.mul_add(xv, g[j], acc[kx][c][j]);
                     }
                 }
             }

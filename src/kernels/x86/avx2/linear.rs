@@ -1,4 +1,4 @@
-//! AVX2 fully connected layer: tiles of 3 x 3 (forward), 4 x 3 (backward): 9 and 12 accumulators within 16 registers.
+//! The fully connected layer: the generic kernels with tiles for this register file.
 
 use super::Avx2;
 use crate::kernels::{LinearShape, generic};
@@ -6,7 +6,8 @@ use crate::kernels::{LinearShape, generic};
 // ANCHOR: linear
 #[target_feature(enable = "avx2,fma")]
 pub(crate) fn linear_forward(shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
-    generic::linear_forward::<_, 3, 3>(Avx2::new(), shape, x, weight, bias, y)
+    // 4 outputs x 2 vectors (16 images) = 8 accumulators, plus 3 features x 2 vectors of x.
+    generic::linear_forward::<_, 4, 2, 3>(Avx2::new(), shape, x, weight, bias, y)
 }
 
 #[target_feature(enable = "avx2,fma")]

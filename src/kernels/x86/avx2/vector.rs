@@ -82,16 +82,6 @@ impl SimdF32 for Avx2 {
         unsafe { _mm256_max_ps(a, b) }
     }
     #[inline(always)]
-    fn reduce_add(self, v: __m256) -> f32 {
-        // SAFETY: `self` proves AVX2 (and so SSE); no memory is touched.
-        unsafe {
-            // Fold the two 128-bit halves, then the SSE way: 8 lanes -> 4 -> 2 -> 1.
-            let quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-            let pairs = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
-            _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps::<0b01>(pairs, pairs)))
-        }
-    }
-    #[inline(always)]
     fn eq(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: `self` proves AVX2; no memory is touched.
         unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(a, b) }
@@ -120,6 +110,11 @@ impl SimdF32 for Avx2 {
     fn select(self, m: __m256, v: __m256) -> __m256 {
         // SAFETY: `self` proves AVX2; no memory is touched.
         unsafe { _mm256_and_ps(m, v) }
+    }
+    #[inline(always)]
+    fn prefetch(self, p: *const f32) {
+        // SAFETY: a prefetch is a hint that never faults, even for an invalid address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
     }
 }
 // ANCHOR_END: avx2_vector

@@ -1,4 +1,4 @@
-//! AVX-512 fully connected layer: tiles of 4 x 6 (forward), 8 x 3 and 4 x 6 (backward): 24 accumulators of the 32 registers.
+//! The fully connected layer: the generic kernels with tiles for this register file.
 
 use super::Avx512;
 use crate::kernels::{LinearShape, generic};
@@ -6,7 +6,13 @@ use crate::kernels::{LinearShape, generic};
 // ANCHOR: linear
 #[target_feature(enable = "avx512f")]
 pub(crate) fn linear_forward(shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
-    generic::linear_forward::<_, 4, 6>(Avx512::new(), shape, x, weight, bias, y)
+    // Lanes run along the batch. For 16 images: 12 outputs x 1 vector, with 16 features of x
+    // in registers (12 + 16 = 28 of 32); for 32: 10 x 2 with 4 features (20 + 8).
+    if shape.batch > 16 {
+        generic::linear_forward::<_, 10, 2, 4>(Avx512::new(), shape, x, weight, bias, y)
+    } else {
+        generic::linear_forward::<_, 12, 1, 16>(Avx512::new(), shape, x, weight, bias, y)
+    }
 }
 
 #[target_feature(enable = "avx512f")]

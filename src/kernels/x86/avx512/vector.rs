@@ -78,11 +78,6 @@ impl SimdF32 for Avx512 {
         unsafe { _mm512_max_ps(a, b) }
     }
     #[inline(always)]
-    fn reduce_add(self, v: __m512) -> f32 {
-        // SAFETY: `self` proves AVX-512F; no memory is touched.
-        unsafe { _mm512_reduce_add_ps(v) }
-    }
-    #[inline(always)]
     fn eq(self, a: __m512, b: __m512) -> __mmask16 {
         // SAFETY: `self` proves AVX-512F; no memory is touched.
         unsafe { _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(a, b) }
@@ -108,6 +103,11 @@ impl SimdF32 for Avx512 {
     fn select(self, m: __mmask16, v: __m512) -> __m512 {
         // SAFETY: `self` proves AVX-512F; no memory is touched.
         unsafe { _mm512_maskz_mov_ps(m, v) }
+    }
+    #[inline(always)]
+    fn prefetch(self, p: *const f32) {
+        // SAFETY: a prefetch is a hint that never faults, even for an invalid address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
     }
 }
 // ANCHOR_END: avx512_vector

@@ -1,4 +1,4 @@
-//! SSE fully connected layer: tiles of 2 x 4 (forward), 4 x 2 (backward): 8 accumulators and their operands within 16 registers.
+//! The fully connected layer: the generic kernels with tiles for this register file.
 
 use super::Sse;
 use crate::kernels::{LinearShape, generic};
@@ -6,7 +6,8 @@ use crate::kernels::{LinearShape, generic};
 // ANCHOR: linear
 #[target_feature(enable = "sse2")]
 pub(crate) fn linear_forward(shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
-    generic::linear_forward::<_, 2, 4>(Sse::new(), shape, x, weight, bias, y)
+    // 2 outputs x 4 vectors (the 16 images of a batch): 8 accumulators; one feature at a time.
+    generic::linear_forward::<_, 2, 4, 1>(Sse::new(), shape, x, weight, bias, y)
 }
 
 #[target_feature(enable = "sse2")]

@@ -79,16 +79,6 @@ impl SimdF32 for Sse {
         unsafe { _mm_max_ps(a, b) }
     }
     #[inline(always)]
-    fn reduce_add(self, v: __m128) -> f32 {
-        // SAFETY: `self` proves SSE2; no memory is touched.
-        unsafe {
-            // [a b c d] + [c d c d] = [a+c b+d . .]; then lane 0 + lane 1.
-            let pairs = _mm_add_ps(v, _mm_movehl_ps(v, v));
-            let total = _mm_add_ss(pairs, _mm_shuffle_ps::<0b01>(pairs, pairs));
-            _mm_cvtss_f32(total)
-        }
-    }
-    #[inline(always)]
     fn eq(self, a: __m128, b: __m128) -> __m128 {
         // SAFETY: `self` proves SSE2; no memory is touched.
         unsafe { _mm_cmpeq_ps(a, b) }
@@ -118,6 +108,11 @@ impl SimdF32 for Sse {
     fn select(self, m: __m128, v: __m128) -> __m128 {
         // SAFETY: `self` proves SSE2; no memory is touched.
         unsafe { _mm_and_ps(m, v) }
+    }
+    #[inline(always)]
+    fn prefetch(self, p: *const f32) {
+        // SAFETY: a prefetch is a hint that never faults, even for an invalid address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
     }
 }
 // ANCHOR_END: sse_vector
