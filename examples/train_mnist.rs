@@ -158,8 +158,9 @@ fn run(args: &Args) -> Result<(), String> {
     let images: usize = reports.iter().map(|r| r.stats.seen()).sum();
     let test_accuracy = reports.last().map_or(0.0, |r| r.test_accuracy);
     println!(
-        "test accuracy {test_accuracy:.4} after {} epochs; {train_seconds:.1} s of training, {:.0} images/s",
+        "test accuracy {test_accuracy:.4} after {} epoch{}; {train_seconds:.1} s of training, {:.0} images/s",
         args.epochs,
+        if args.epochs == 1 { "" } else { "s" },
         images as f64 / train_seconds
     );
     if let Some(path) = &args.json_out {

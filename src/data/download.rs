@@ -441,7 +441,7 @@ impl Progress {
             }
             Progress::Lines { started, .. } => started.elapsed(),
         };
-        eprintln!("  done: {} in {:.1} s", HumanBytes(received), elapsed.as_secs_f64());
+        eprintln!("  received {} in {:.1} s", HumanBytes(received), elapsed.as_secs_f64());
     }
 
     fn abandon(&mut self) {
