@@ -160,6 +160,8 @@ impl fmt::Display for MnistError {
                         dir.display(),
                         super::DATA_ENV,
                     )
+                } else if failures.is_empty() {
+                    write!(f, "cannot download {file} into {}: no URL to download it from", dir.display())
                 } else {
                     let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
                     write!(f, "cannot download {file} into {}: {}", dir.display(), reasons.join("; "))
@@ -272,34 +274,42 @@ pub fn download_missing(
     let missing: Vec<&MnistFile> = files.iter().filter(|file| locate(dir, file).is_err()).collect();
     let mut written = Vec::new();
     for (i, file) in missing.iter().enumerate() {
-        let dest = dir.join(file.gz_name());
-        let mut failures = Vec::new();
-        for base in base_urls {
-            let url = format!("{}/{}", base.as_ref().trim_end_matches('/'), file.gz_name());
-            match download(&url, &dest, Some(file.sha256_gz)) {
-                Ok(done) => {
-                    written.push(done.path);
-                    break;
-                }
-                Err(e) => {
-                    let fatal = matches!(e, DownloadError::Disk { .. } | DownloadError::BadSha256 { .. });
-                    failures.push(e);
-                    if fatal {
-                        break;
-                    }
-                }
+        match fetch_from_mirrors(dir, file, base_urls) {
+            Ok(path) => written.push(path),
+            Err(failures) => {
+                return Err(MnistError::Download {
+                    dir: dir.to_path_buf(),
+                    file: file.gz_name(),
+                    missing: missing[i..].iter().map(|f| f.gz_name()).collect(),
+                    failures,
+                });
             }
-        }
-        if written.len() <= i {
-            return Err(MnistError::Download {
-                dir: dir.to_path_buf(),
-                file: file.gz_name(),
-                missing: missing[i..].iter().map(|f| f.gz_name()).collect(),
-                failures,
-            });
         }
     }
     Ok(written)
+}
+
+/// Tries the mirrors in turn for one file; returns where it now is, or every mirror's error.
+fn fetch_from_mirrors(
+    dir: &Path,
+    file: &MnistFile,
+    base_urls: &[impl AsRef<str>],
+) -> Result<PathBuf, Vec<DownloadError>> {
+    let dest = dir.join(file.gz_name());
+    let mut failures = Vec::new();
+    for base in base_urls {
+        let url = format!("{}/{}", base.as_ref().trim_end_matches('/'), file.gz_name());
+        match download(&url, &dest, Some(file.sha256_gz)) {
+            Ok(done) => return Ok(done.path),
+            // The disk, or the expected hash itself, is at fault: another mirror would not help.
+            Err(e @ (DownloadError::Disk { .. } | DownloadError::BadSha256 { .. })) => {
+                failures.push(e);
+                break;
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    Err(failures)
 }
 // ANCHOR_END: download_missing
 
