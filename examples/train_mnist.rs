@@ -1,87 +1,217 @@
-//! Trains the MNIST MLP (784-128-64-10) with SGD and reports test accuracy.
+//! Trains the MNIST network (784-128-64-10, ReLU, softmax) with plain SGD and reports the test
+//! accuracy after every epoch.
 //!
 //! ```text
-//! cargo run --release --example train_mnist -- --data ../shared/data/mnist --json-out m.json
+//! cargo run --release --example train_mnist -- --data ../shared/data/mnist --json-out mnist.json
 //! ```
+//!
+//! The data folder defaults to `$SIMD_CNN_DATA/mnist`, else `data/mnist`; files missing from it
+//! are downloaded (see `data/README.md`). `--isa` picks the kernels (the best this CPU and build
+//! allow by default). `--json-out` writes the run's settings, per-epoch figures and timings.
+//! Every error is one line on stderr and a non-zero exit status.
+
 use clap::Parser;
-use rand::seq::SliceRandom;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use simd_cnn::data::download::write_atomic;
 use simd_cnn::data::mnist::{IMAGE_LEN, Mnist};
 use simd_cnn::kernels::{Isa, Kernels};
 use simd_cnn::model::Mlp;
-use simd_cnn::tensor::init::rng;
-use simd_cnn::train::Sgd;
-use std::path::PathBuf;
+use simd_cnn::train::{EpochOrder, EpochStats, LossGuard, MnistEvaluator, Sgd};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Instant;
 
+/// Train the MNIST MLP (784-128-64-10) with SGD on the CPU.
 #[derive(Parser, Debug)]
+#[command(version)]
 struct Args {
-    #[arg(long)]
+    /// Folder with the four MNIST files (raw or .gz); missing ones are downloaded
+    /// [default: $SIMD_CNN_DATA/mnist, else data/mnist]
+    #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    #[arg(long, default_value_t = 0.01)]
-    lr: f32,
+    /// Passes over the 60,000 training images
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
+    epochs: u32,
+    /// Images per SGD step
+    #[arg(long, default_value_t = 32, value_parser = at_least_one)]
+    batch_size: u32,
+    /// Learning rate
+    #[arg(long, default_value_t = 0.01, value_parser = positive_finite)]
+    lr: f64,
+    /// Seed of the initial weights and of the shuffling
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long)]
-    isa: Option<Isa>,
-    #[arg(long)]
+    /// Kernels to run: scalar, sse, avx2 or avx512 [default: the best available]
+    #[arg(long, value_name = "ISA")]
+    isa: Option<String>,
+    /// Write the settings, per-epoch figures and timings of the run to this JSON file
+    #[arg(long, value_name = "FILE")]
     json_out: Option<PathBuf>,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
-    let dir = args.data.clone().unwrap_or_else(|| simd_cnn::data::default_dir("mnist"));
-    let data = Mnist::load(&dir)?;
-    let k = match args.isa {
-        Some(isa) => Kernels::for_isa(isa)?,
-        None => Kernels::best()?,
-    };
-    let mut model = Mlp::new(args.seed);
-    let mut opt = Sgd::new(args.lr, 0.0);
-    let mut order: Vec<usize> = (0..data.train.len()).collect();
-    let mut shuffle = rng(args.seed ^ 0x5eed);
-    let bs = args.batch_size;
-    let mut x = vec![0f32; bs * IMAGE_LEN];
-    let mut y = vec![0u8; bs];
-    let mut train_time = 0.0;
-    for epoch in 1..=args.epochs {
-        order.shuffle(&mut shuffle);
-        let t0 = Instant::now();
-        let (mut loss, mut correct, mut seen) = (0.0f64, 0, 0);
-        for idx in order.chunks_exact(bs) {
-            data.train.batch(idx, &mut x, &mut y);
-            let s = model.forward_backward(k, &x, &y);
-            opt.step(k, &mut model.params_mut());
-            loss += s.loss as f64 * bs as f64;
-            correct += s.correct;
-            seen += bs;
-        }
-        let dt = t0.elapsed().as_secs_f64();
-        train_time += dt;
-        let acc = evaluate(&mut model, k, &data);
-        println!(
-            "epoch {epoch}: loss {:.4} train acc {:.4} test acc {acc:.4} {:.0} img/s",
-            loss / seen as f64,
-            correct as f64 / seen as f64,
-            seen as f64 / dt
-        );
+fn at_least_one(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(v) if v >= 1 => Ok(v),
+        _ => Err(format!("'{s}' is not a whole number of at least 1")),
     }
-    let _ = train_time;
+}
+
+fn positive_finite(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a positive number")),
+    }
+}
+
+/// Images per forward pass when measuring test accuracy.
+const EVAL_CHUNK: usize = 1000;
+
+/// What one epoch measured.
+struct EpochReport {
+    epoch: u32,
+    stats: EpochStats,
+    test_accuracy: f64,
+    train_seconds: f64,
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // --help and --version are not errors; clap prints them in full.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let rendered = e.to_string();
+            eprintln!("{}", rendered.lines().next().unwrap_or("error: invalid arguments"));
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let k = match &args.isa {
+        Some(name) => name.parse::<Isa>().and_then(Kernels::for_isa),
+        None => Kernels::best(),
+    }
+    .map_err(|e| e.to_string())?;
+    if let Some(path) = &args.json_out {
+        check_writable_folder(path)?;
+    }
+    let dir = args.data.clone().unwrap_or_else(|| simd_cnn::data::default_dir("mnist"));
+    let chosen = if args.isa.is_some() { "as asked" } else { "the best available" };
+    println!("isa: {} ({chosen})", k.isa());
+    println!("data: {}", dir.display());
+    let data = Mnist::load_or_download(&dir).map_err(|e| e.to_string())?;
+    println!("{} training images, {} test images", data.train.len(), data.test.len());
+
+    let mut model = Mlp::new(args.seed);
+    let mut opt = Sgd::new(args.lr as f32, 0.0);
+    let mut order = EpochOrder::new(data.train.len(), args.seed);
+    let mut guard = LossGuard::new();
+    let mut evaluator = MnistEvaluator::new(EVAL_CHUNK);
+    let batch_size = args.batch_size as usize;
+    let mut x = vec![0f32; batch_size * IMAGE_LEN];
+    let mut y = vec![0u8; batch_size];
+    let batches = data.train.len().div_ceil(batch_size) as u64;
+    let mut reports = Vec::new();
+
+    // ANCHOR: train_loop
+    for epoch in 1..=args.epochs {
+        let bar = epoch_bar(epoch, args.epochs, batches);
+        let mut stats = EpochStats::default();
+        let start = Instant::now();
+        for (step, indices) in order.next_epoch().chunks(batch_size).enumerate() {
+            let n = indices.len();
+            data.train.batch(indices, &mut x[..n * IMAGE_LEN], &mut y[..n]);
+            let step_stats = model.forward_backward(k, &x[..n * IMAGE_LEN], &y[..n]);
+            if let Err(diverged) = guard.check(step_stats.loss) {
+                bar.abandon();
+                let batch = step + 1;
+                return Err(format!("epoch {epoch}, batch {batch}: {diverged}; try a lower --lr than {}", args.lr));
+            }
+            opt.step(k, &mut model.params_mut());
+            stats.add(step_stats, n);
+            bar.inc(1);
+        }
+        let train_seconds = start.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let test_accuracy = evaluator.accuracy(k, &mut model, &data.test);
+        println!(
+            "epoch {epoch:>2}/{}: train loss {:.4}, train accuracy {:.4}, test accuracy {test_accuracy:.4}, {:.0} images/s",
+            args.epochs,
+            stats.mean_loss(),
+            stats.accuracy(),
+            stats.seen() as f64 / train_seconds,
+        );
+        reports.push(EpochReport { epoch, stats, test_accuracy, train_seconds });
+    }
+    // ANCHOR_END: train_loop
+
+    let train_seconds: f64 = reports.iter().map(|r| r.train_seconds).sum();
+    let images: usize = reports.iter().map(|r| r.stats.seen()).sum();
+    let test_accuracy = reports.last().map_or(0.0, |r| r.test_accuracy);
+    println!(
+        "test accuracy {test_accuracy:.4} after {} epoch{}; {train_seconds:.1} s of training, {:.0} images/s",
+        args.epochs,
+        if args.epochs == 1 { "" } else { "s" },
+        images as f64 / train_seconds
+    );
+    if let Some(path) = &args.json_out {
+        let report = json!({
+            "model": "mlp-784-128-64-10",
+            "dataset": "mnist",
+            "data": dir.display().to_string(),
+            "isa": k.isa().name(),
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "momentum": f64::from(opt.momentum),
+            "seed": args.seed,
+            "train_images": data.train.len(),
+            "test_images": data.test.len(),
+            "test_accuracy": test_accuracy,
+            "train_seconds": train_seconds,
+            "images_per_second": images as f64 / train_seconds,
+            "per_epoch": reports.iter().map(|r| json!({
+                "epoch": r.epoch,
+                "train_loss": r.stats.mean_loss(),
+                "train_accuracy": r.stats.accuracy(),
+                "test_accuracy": r.test_accuracy,
+                "train_seconds": r.train_seconds,
+                "images_per_second": r.stats.seen() as f64 / r.train_seconds,
+            })).collect::<Vec<_>>(),
+        });
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n";
+        write_atomic(path, text.as_bytes()).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }
 
-fn evaluate(model: &mut Mlp, k: &Kernels, data: &Mnist) -> f64 {
-    let n = data.test.len();
-    let idx: Vec<usize> = (0..n).collect();
-    let mut correct = 0;
-    for chunk in idx.chunks(1000) {
-        let mut x = vec![0f32; chunk.len() * IMAGE_LEN];
-        let mut y = vec![0u8; chunk.len()];
-        data.test.batch(chunk, &mut x, &mut y);
-        correct += model.predict(k, &x).iter().zip(&y).filter(|(a, b)| a == b).count();
+/// A progress bar for one epoch, counted in batches; hidden when stderr is not a terminal.
+fn epoch_bar(epoch: u32, epochs: u32, batches: u64) -> ProgressBar {
+    let bar = ProgressBar::new(batches);
+    if let Ok(style) = ProgressStyle::with_template("epoch {msg} {wide_bar} {pos}/{len} batches, {per_sec}, ETA {eta}")
+    {
+        bar.set_style(style);
     }
-    correct as f64 / n as f64
+    bar.set_message(format!("{epoch}/{epochs}"));
+    bar
+}
+
+/// Fails early, before a long run, if the JSON file could not be written at the end.
+fn check_writable_folder(path: &Path) -> Result<(), String> {
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if folder.is_dir() {
+        Ok(())
+    } else {
+        Err(format!("{}: the folder {} does not exist", path.display(), folder.display()))
+    }
 }

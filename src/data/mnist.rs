@@ -4,7 +4,11 @@
 //! An IDX file is a 4-byte magic number (two zero bytes, a type code, the number of
 //! dimensions), one big-endian `u32` per dimension, then the data. We read the four files under
 //! their official names, gzipped or not, and reject anything whose header or length is off.
+//!
+//! [`Mnist::load_or_download`] fetches whichever files are missing from the mirrors in
+//! [`MIRRORS`] (or from `$SIMD_CNN_MNIST_URL`), checking each against its SHA-256 in [`FILES`].
 
+use super::download::{DownloadError, download};
 use flate2::read::GzDecoder;
 use std::fmt;
 use std::io::Read;
@@ -41,7 +45,20 @@ pub struct MnistFile {
     pub name: &'static str,
     pub kind: IdxKind,
     /// SHA-256 of the official `.gz` download.
+    ///
+    /// Only downloads are checked against it. A file already in the folder is accepted as it is,
+    /// unhashed: copies that were unzipped, or unzipped and gzipped again, hold the same images
+    /// under other hashes (the copies in `../shared/data/mnist` that the project's CI reads are
+    /// recompressed, so their hashes differ from these), and [`read_idx`] checks their structure
+    /// anyway.
     pub sha256_gz: &'static str,
+}
+
+impl MnistFile {
+    /// The file name the mirrors serve: the official name plus `.gz`.
+    pub fn gz_name(&self) -> String {
+        format!("{}.gz", self.name)
+    }
 }
 
 /// The four files, training set first.
@@ -68,6 +85,28 @@ pub const FILES: [MnistFile; 4] = [
     },
 ];
 
+/// Base URLs of the official `.gz` files, tried in this order: the copy PyTorch's torchvision
+/// downloads from, then the CVDF copy TensorFlow Datasets downloads from. The original site,
+/// <http://yann.lecun.com/exdb/mnist/>, no longer serves the files reliably.
+pub const MIRRORS: [&str; 2] =
+    ["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"];
+
+/// Environment variable with base URLs (separated by spaces or commas) to download from instead
+/// of [`MIRRORS`]: a mirror inside a company network, a local server.
+pub const MIRROR_ENV: &str = "SIMD_CNN_MNIST_URL";
+
+/// The base URLs to download from: those in `$SIMD_CNN_MNIST_URL` if it names any, else
+/// [`MIRRORS`].
+pub fn mirrors() -> Vec<String> {
+    let from_env: Vec<String> = std::env::var(MIRROR_ENV)
+        .unwrap_or_default()
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|url| !url.is_empty())
+        .map(str::to_string)
+        .collect();
+    if from_env.is_empty() { MIRRORS.iter().map(|url| url.to_string()).collect() } else { from_env }
+}
+
 /// Why a data set could not be read.
 #[derive(Debug)]
 pub enum MnistError {
@@ -85,6 +124,14 @@ pub enum MnistError {
         path: PathBuf,
         reason: String,
     },
+    /// No mirror delivered `file`: `failures` has one error per mirror tried (or the one disk
+    /// error that stopped everything), `missing` every file still absent from `dir`.
+    Download {
+        dir: PathBuf,
+        file: String,
+        missing: Vec<String>,
+        failures: Vec<DownloadError>,
+    },
 }
 
 impl fmt::Display for MnistError {
@@ -95,6 +142,31 @@ impl fmt::Display for MnistError {
             }
             MnistError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             MnistError::Invalid { path, reason } => write!(f, "{}: {reason}", path.display()),
+            MnistError::Download { dir, file, missing, failures } => {
+                let offline = failures.iter().all(|e| matches!(e, DownloadError::Unreachable { .. }));
+                if offline && !failures.is_empty() {
+                    let reasons: Vec<String> = failures
+                        .iter()
+                        .map(|e| match e {
+                            DownloadError::Unreachable { url, reason, .. } => format!("{url}: {reason}"),
+                            other => other.to_string(),
+                        })
+                        .collect();
+                    write!(
+                        f,
+                        "cannot download MNIST ({}); without network, put {} (gzipped or not) into {}, or set {} to a folder whose mnist/ has them (see data/README.md)",
+                        reasons.join("; "),
+                        missing.join(", "),
+                        dir.display(),
+                        super::DATA_ENV,
+                    )
+                } else if failures.is_empty() {
+                    write!(f, "cannot download {file} into {}: no URL to download it from", dir.display())
+                } else {
+                    let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
+                    write!(f, "cannot download {file} into {}: {}", dir.display(), reasons.join("; "))
+                }
+            }
         }
     }
 }
@@ -103,6 +175,7 @@ impl std::error::Error for MnistError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             MnistError::Io { source, .. } => Some(source),
+            MnistError::Download { failures, .. } => failures.last().map(|e| e as _),
             _ => None,
         }
     }
@@ -163,20 +236,82 @@ impl Mnist {
         let test = read_split(&test_x?, &test_y?)?;
         Ok(Mnist { train, test })
     }
-}
 
-/// The path of `file` in `dir`: the raw name if present, else the `.gz` name.
-pub fn locate(dir: &Path, file: &MnistFile) -> Result<PathBuf, MnistError> {
-    let raw = dir.join(file.name);
-    let gz = dir.join(format!("{}.gz", file.name));
-    if raw.is_file() {
-        Ok(raw)
-    } else if gz.is_file() {
-        Ok(gz)
-    } else {
-        Err(MnistError::Missing { dir: dir.to_path_buf(), name: file.name })
+    /// Downloads whichever of the four files is missing from `dir` (from [`mirrors`]), then
+    /// reads them all. Without network, and with files missing, the error says which files to
+    /// put where.
+    pub fn load_or_download(dir: &Path) -> Result<Mnist, MnistError> {
+        download_missing(dir, &mirrors(), &FILES)?;
+        Mnist::load(dir)
     }
 }
+
+/// The path of `file` in `dir`: the raw name if present, else the `.gz` name, else the raw name
+/// with a dot before `idx` (`train-images.idx3-ubyte`, as some copies of the set spell it).
+pub fn locate(dir: &Path, file: &MnistFile) -> Result<PathBuf, MnistError> {
+    let dotted = file.name.replacen("-idx", ".idx", 1);
+    [file.name.to_string(), file.gz_name(), dotted]
+        .into_iter()
+        .map(|name| dir.join(name))
+        .find(|path| path.is_file())
+        .ok_or_else(|| MnistError::Missing { dir: dir.to_path_buf(), name: file.name })
+}
+
+// ANCHOR: download_missing
+/// Downloads into `dir`, as `<name>.gz`, each of `files` that [`locate`] does not find, trying
+/// the `base_urls` in order and checking every download against the file's `sha256_gz`. Returns
+/// the paths written (none when everything was there).
+///
+/// Files already present are accepted as they are, unhashed (see [`MnistFile::sha256_gz`]).
+/// A mirror that cannot be reached, answers with an error, or sends the wrong bytes is
+/// skipped for the next one; a disk error stops at once. An interrupted transfer leaves a
+/// `.part` file that the next mirror, or the next run, resumes.
+pub fn download_missing(
+    dir: &Path,
+    base_urls: &[impl AsRef<str>],
+    files: &[MnistFile],
+) -> Result<Vec<PathBuf>, MnistError> {
+    let missing: Vec<&MnistFile> = files.iter().filter(|file| locate(dir, file).is_err()).collect();
+    let mut written = Vec::new();
+    for (i, file) in missing.iter().enumerate() {
+        match fetch_from_mirrors(dir, file, base_urls) {
+            Ok(path) => written.push(path),
+            Err(failures) => {
+                return Err(MnistError::Download {
+                    dir: dir.to_path_buf(),
+                    file: file.gz_name(),
+                    missing: missing[i..].iter().map(|f| f.gz_name()).collect(),
+                    failures,
+                });
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// Tries the mirrors in turn for one file; returns where it now is, or every mirror's error.
+fn fetch_from_mirrors(
+    dir: &Path,
+    file: &MnistFile,
+    base_urls: &[impl AsRef<str>],
+) -> Result<PathBuf, Vec<DownloadError>> {
+    let dest = dir.join(file.gz_name());
+    let mut failures = Vec::new();
+    for base in base_urls {
+        let url = format!("{}/{}", base.as_ref().trim_end_matches('/'), file.gz_name());
+        match download(&url, &dest, Some(file.sha256_gz)) {
+            Ok(done) => return Ok(done.path),
+            // The disk, or the expected hash itself, is at fault: another mirror would not help.
+            Err(e @ (DownloadError::Disk { .. } | DownloadError::BadSha256 { .. })) => {
+                failures.push(e);
+                break;
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    Err(failures)
+}
+// ANCHOR_END: download_missing
 
 fn read_split(images: &Path, labels: &Path) -> Result<MnistSplit, MnistError> {
     let (image_dims, images_data) = read_idx(images, IdxKind::Images)?;
@@ -187,8 +322,9 @@ fn read_split(images: &Path, labels: &Path) -> Result<MnistSplit, MnistError> {
             reason: format!("{} labels for {} images in {}", label_dims[0], image_dims[0], images.display()),
         });
     }
-    if let Some(bad) = labels_data.iter().find(|&&l| l > 9) {
-        return Err(MnistError::Invalid { path: labels.to_path_buf(), reason: format!("label {bad} is not a digit") });
+    if let Some((i, bad)) = labels_data.iter().enumerate().find(|&(_, &l)| l > 9) {
+        let reason = format!("label {bad} at index {i} is not a digit (0 to 9)");
+        return Err(MnistError::Invalid { path: labels.to_path_buf(), reason });
     }
     Ok(MnistSplit { images: images_data, labels: labels_data })
 }
@@ -214,13 +350,15 @@ pub fn read_idx(path: &Path, kind: IdxKind) -> Result<(Vec<usize>, Vec<u8>), Mni
     let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     if magic != kind.magic() {
         let found = match magic {
-            0x0803 => "an image file".to_string(),
-            0x0801 => "a label file".to_string(),
-            _ => format!("magic number {magic:#010x}"),
+            0x0803 => "an image file (are the files mixed up?)".to_string(),
+            0x0801 => "a label file (are the files mixed up?)".to_string(),
+            _ if bytes[..2] == [0x1f, 0x8b] => "gzip data (a gzipped file needs a name ending in .gz)".to_string(),
+            _ if bytes[..3] == [0, 0, 0x08] => format!("bytes in {} dimensions (magic {magic:#010x})", bytes[3]),
+            _ => format!("magic number {magic:#010x}, which is not IDX of bytes"),
         };
         let wanted = match kind {
-            IdxKind::Images => "images (magic 0x00000803)",
-            IdxKind::Labels => "labels (magic 0x00000801)",
+            IdxKind::Images => "images [n, 28, 28] (magic 0x00000803)",
+            IdxKind::Labels => "labels [n] (magic 0x00000801)",
         };
         return Err(invalid(format!("expected {wanted}, found {found}")));
     }

@@ -3,6 +3,7 @@
 //! Every loader looks in the directory it is given; the examples default to
 //! `$SIMD_CNN_DATA/<set>`, else `data/<set>` (see [`default_dir`]).
 
+pub mod download;
 pub mod mnist;
 
 use std::path::PathBuf;

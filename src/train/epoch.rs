@@ -1,0 +1,125 @@
+//! The pieces of a training loop around the model and the optimiser: the order of an epoch, the
+//! running statistics it reports, and the guard that stops a run whose loss has blown up. Both
+//! trainers (MNIST in chapter 3, cats and dogs in chapter 9) use them.
+
+use crate::model::StepStats;
+use crate::tensor::init::{Rng, rng};
+use rand::seq::SliceRandom;
+use std::fmt;
+
+// ANCHOR: epoch_order
+/// The order in which the epochs visit the training examples: every epoch is a fresh random
+/// permutation of `0..n`, drawn from a generator seeded once, so that a run is reproducible from
+/// its seed and two epochs never see the examples in the same order.
+#[derive(Clone, Debug)]
+pub struct EpochOrder {
+    order: Vec<usize>,
+    rng: Rng,
+}
+
+impl EpochOrder {
+    pub fn new(n: usize, seed: u64) -> Self {
+        EpochOrder { order: (0..n).collect(), rng: rng(seed) }
+    }
+
+    /// Shuffles again and returns the order of the next epoch.
+    pub fn next_epoch(&mut self) -> &[usize] {
+        self.order.shuffle(&mut self.rng);
+        &self.order
+    }
+}
+// ANCHOR_END: epoch_order
+
+// ANCHOR: epoch_stats
+/// Mean loss and accuracy over the batches of one epoch so far. Each batch's mean loss is
+/// weighted by its size, so a short last batch counts for what it is:
+///
+/// ```text
+/// mean_loss = sum_b(loss_b * size_b) / sum_b(size_b)      accuracy = correct / seen
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EpochStats {
+    loss_sum: f64,
+    correct: usize,
+    seen: usize,
+}
+
+impl EpochStats {
+    /// Adds one step's statistics for a batch of `batch` examples.
+    pub fn add(&mut self, step: StepStats, batch: usize) {
+        self.loss_sum += f64::from(step.loss) * batch as f64;
+        self.correct += step.correct;
+        self.seen += batch;
+    }
+
+    /// Examples seen so far.
+    pub fn seen(&self) -> usize {
+        self.seen
+    }
+
+    /// Mean loss per example (0 before the first batch).
+    pub fn mean_loss(&self) -> f64 {
+        if self.seen == 0 { 0.0 } else { self.loss_sum / self.seen as f64 }
+    }
+
+    /// Fraction of examples classified right (0 before the first batch).
+    pub fn accuracy(&self) -> f64 {
+        if self.seen == 0 { 0.0 } else { self.correct as f64 / self.seen as f64 }
+    }
+}
+// ANCHOR_END: epoch_stats
+
+// ANCHOR: loss_guard
+/// Stops a run whose loss has blown up, before it wastes the rest of its epochs: a batch loss
+/// that is NaN or infinite, or one that has grown past [`LossGuard::FACTOR`] times the loss of
+/// the first batch (or past `FACTOR` itself, if the first loss was below 1). Training that works
+/// brings the loss down from where it started; a learning rate that is too high makes it climb,
+/// then overflow.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LossGuard {
+    first: Option<f32>,
+}
+
+impl LossGuard {
+    /// How many times the first loss a batch loss may reach.
+    pub const FACTOR: f32 = 10.0;
+
+    pub fn new() -> Self {
+        LossGuard { first: None }
+    }
+
+    /// `Ok` while the loss looks sane; the first call sets the reference.
+    pub fn check(&mut self, loss: f32) -> Result<(), Divergence> {
+        if !loss.is_finite() {
+            return Err(Divergence { loss, first: self.first });
+        }
+        let first = *self.first.get_or_insert(loss);
+        if loss > Self::FACTOR * first.max(1.0) {
+            return Err(Divergence { loss, first: Some(first) });
+        }
+        Ok(())
+    }
+}
+// ANCHOR_END: loss_guard
+
+/// A loss that stopped being a number, or grew out of bounds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Divergence {
+    /// The offending batch loss.
+    pub loss: f32,
+    /// The loss of the first batch, if there was one before.
+    pub first: Option<f32>,
+}
+
+impl fmt::Display for Divergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.first {
+            _ if self.loss.is_nan() => write!(f, "the loss is NaN"),
+            _ if !self.loss.is_finite() => write!(f, "the loss is infinite"),
+            Some(first) => write!(f, "the loss rose from {first:.4} to {:.4}", self.loss),
+            None => write!(f, "the loss is {}", self.loss),
+        }
+    }
+}
+
+impl std::error::Error for Divergence {}

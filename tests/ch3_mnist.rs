@@ -1,0 +1,681 @@
+//! Chapter 3: reading MNIST, downloading it, and the pieces of the training loop.
+//!
+//! The IDX reader is fed small files built here, each broken in one way, and must name the
+//! problem in one line. The downloader talks to a small HTTP/1.1 server that this file starts on
+//! 127.0.0.1 and that can cut a transfer half-way, ignore `Range`, or answer 404. The real data
+//! set is read when `SIMD_CNN_DATA` has it.
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+use simd_cnn::data::download::{DownloadError, DownloadOptions, Downloaded, download_with, part_path, write_atomic};
+use simd_cnn::data::mnist::{FILES, IMAGE_LEN, IdxKind, Mnist, MnistError, MnistFile, download_missing};
+use simd_cnn::model::StepStats;
+use simd_cnn::train::{EpochOrder, EpochStats, LossGuard, argmax};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tempfile::TempDir;
+
+// ------------------------------------------------------------------ building IDX files
+
+/// An IDX file of unsigned bytes: magic, dimensions, data.
+fn idx(kind: IdxKind, dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut out = kind.magic().to_be_bytes().to_vec();
+    out[3] = dims.len() as u8;
+    for d in dims {
+        out.extend(d.to_be_bytes());
+    }
+    out.extend(data);
+    out
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Pixels that gzip cannot shrink much (so a transfer has many bytes to cut), from a seed.
+fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// A small MNIST: the four raw files, `n_train` and `n_test` images, labels `i % 10`.
+fn tiny_mnist(n_train: usize, n_test: usize) -> [Vec<u8>; 4] {
+    let images = |n: usize, seed| idx(IdxKind::Images, &[n as u32, 28, 28], &noise(n * IMAGE_LEN, seed));
+    let labels = |n: usize| idx(IdxKind::Labels, &[n as u32], &(0..n).map(|i| (i % 10) as u8).collect::<Vec<_>>());
+    [images(n_train, 1), labels(n_train), images(n_test, 2), labels(n_test)]
+}
+
+/// Writes `files` (in the order of [`FILES`]) into a new temporary folder under the given names.
+fn folder_with(files: &[(String, Vec<u8>)]) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    dir
+}
+
+/// The tiny set as raw files, with file `broken` (an index into [`FILES`]) replaced by `bytes`
+/// under the name `name_suffix` appended to the official name.
+fn folder_with_broken(broken: usize, bytes: Vec<u8>, name_suffix: &str) -> TempDir {
+    let mut files: Vec<(String, Vec<u8>)> =
+        FILES.iter().zip(tiny_mnist(3, 2)).map(|(f, bytes)| (f.name.to_string(), bytes)).collect();
+    files[broken] = (format!("{}{name_suffix}", FILES[broken].name), bytes);
+    folder_with(&files)
+}
+
+/// Loads `dir`, expects an error, and checks that its message is one line naming `file` and
+/// containing every one of `words`.
+#[track_caller]
+fn assert_load_fails(dir: &Path, file: &str, words: &[&str]) -> String {
+    let message = match Mnist::load(dir) {
+        Ok(_) => panic!("{}: loaded, but should have failed with {words:?}", dir.display()),
+        Err(e) => e.to_string(),
+    };
+    assert!(!message.contains('\n'), "not one line: {message}");
+    assert!(message.contains(file), "does not name {file}: {message}");
+    for word in words {
+        assert!(message.contains(word), "does not say '{word}': {message}");
+    }
+    message
+}
+
+// ------------------------------------------------------------------ the IDX reader
+
+#[test]
+fn a_truncated_image_file_is_named_as_such() {
+    let [images, ..] = tiny_mnist(3, 2);
+    let cut = images[..images.len() - IMAGE_LEN / 2].to_vec();
+    let dir = folder_with_broken(0, cut, "");
+    let message = assert_load_fails(dir.path(), "train-images-idx3-ubyte", &["truncated"]);
+    // 3 images of 784 bytes promised, 392 missing.
+    assert!(message.contains(&format!("{}", 3 * IMAGE_LEN)) && message.contains(&format!("{}", 3 * IMAGE_LEN - 392)));
+}
+
+#[test]
+fn a_truncated_header_is_named_as_such() {
+    let [images, ..] = tiny_mnist(3, 2);
+    let dir = folder_with_broken(0, images[..10].to_vec(), "");
+    assert_load_fails(dir.path(), "train-images-idx3-ubyte", &["truncated header", "10 bytes", "need 16"]);
+    let dir = folder_with_broken(3, vec![0, 0], "");
+    assert_load_fails(dir.path(), "t10k-labels-idx1-ubyte", &["too short for an IDX header"]);
+}
+
+#[test]
+fn a_label_file_where_the_images_should_be_is_mislabelled() {
+    let [_, labels, ..] = tiny_mnist(3, 2);
+    let dir = folder_with_broken(0, labels, "");
+    assert_load_fails(dir.path(), "train-images-idx3-ubyte", &["expected images", "a label file", "mixed up"]);
+}
+
+#[test]
+fn wrong_dimensions_are_named() {
+    let bad = idx(IdxKind::Images, &[3, 27, 28], &noise(3 * 27 * 28, 5));
+    let dir = folder_with_broken(2, bad, "");
+    assert_load_fails(dir.path(), "t10k-images-idx3-ubyte", &["dimensions [3, 27, 28]", "[n, 28, 28]"]);
+    // The number of dimensions is the last byte of the magic number.
+    let bad = idx(IdxKind::Labels, &[2, 1], &[1, 2]);
+    let dir = folder_with_broken(3, bad, "");
+    assert_load_fails(dir.path(), "t10k-labels-idx1-ubyte", &["expected labels [n]", "bytes in 2 dimensions"]);
+}
+
+#[test]
+fn trailing_bytes_are_named() {
+    let [_, mut labels, ..] = tiny_mnist(3, 2);
+    labels.extend([7, 7, 7]);
+    let dir = folder_with_broken(1, labels, "");
+    assert_load_fails(dir.path(), "train-labels-idx1-ubyte", &["3 bytes of trailing data"]);
+}
+
+#[test]
+fn a_corrupt_gzip_is_named() {
+    let [images, ..] = tiny_mnist(3, 2);
+    let packed = gzip(&images);
+    let dir = folder_with_broken(0, packed[..packed.len() / 2].to_vec(), ".gz");
+    assert_load_fails(dir.path(), "train-images-idx3-ubyte.gz", &["not a complete gzip file"]);
+    let dir = folder_with_broken(0, b"this is not gzip at all".to_vec(), ".gz");
+    assert_load_fails(dir.path(), "train-images-idx3-ubyte.gz", &["not a complete gzip file"]);
+}
+
+#[test]
+fn gzip_data_under_a_raw_name_is_named() {
+    let [images, ..] = tiny_mnist(3, 2);
+    let dir = folder_with_broken(0, gzip(&images), "");
+    assert_load_fails(dir.path(), "train-images-idx3-ubyte", &["gzip data", ".gz"]);
+}
+
+#[test]
+fn a_label_above_nine_is_named() {
+    let bad = idx(IdxKind::Labels, &[3], &[4, 1, 12]);
+    let dir = folder_with_broken(1, bad, "");
+    assert_load_fails(dir.path(), "train-labels-idx1-ubyte", &["label 12 at index 2", "not a digit"]);
+}
+
+#[test]
+fn counts_that_disagree_are_named() {
+    let bad = idx(IdxKind::Labels, &[4], &[1, 2, 3, 4]);
+    let dir = folder_with_broken(1, bad, "");
+    assert_load_fails(dir.path(), "train-labels-idx1-ubyte", &["4 labels for 3 images", "train-images-idx3-ubyte"]);
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let dir = folder_with_broken(2, Vec::new(), ".elsewhere");
+    assert_load_fails(dir.path(), "t10k-images-idx3-ubyte", &["neither", ".gz"]);
+}
+
+#[test]
+fn raw_gzipped_and_dotted_names_are_all_found() {
+    let raw = tiny_mnist(3, 2);
+    // train images raw, train labels gzipped, test images gzipped, test labels with the dotted name.
+    let dir = folder_with(&[
+        (FILES[0].name.to_string(), raw[0].clone()),
+        (FILES[1].gz_name(), gzip(&raw[1])),
+        (FILES[2].gz_name(), gzip(&raw[2])),
+        ("t10k-labels.idx1-ubyte".to_string(), raw[3].clone()),
+    ]);
+    let mnist = Mnist::load(dir.path()).unwrap();
+    assert_eq!((mnist.train.len(), mnist.test.len()), (3, 2));
+    assert_eq!(mnist.train.images, raw[0][16..]);
+    assert_eq!(mnist.train.labels, [0, 1, 2]);
+    assert_eq!(mnist.test.images, raw[2][16..]);
+    assert_eq!(mnist.test.labels, [0, 1]);
+}
+
+#[test]
+fn batch_normalises_pixels_with_the_training_mean_and_std() {
+    let raw = tiny_mnist(3, 2);
+    let names: Vec<(String, Vec<u8>)> = FILES.iter().zip(raw.clone()).map(|(f, b)| (f.name.to_string(), b)).collect();
+    let mnist = Mnist::load(folder_with(&names).path()).unwrap();
+    let mut x = vec![0.0; 2 * IMAGE_LEN];
+    let mut y = [0u8; 2];
+    mnist.train.batch(&[2, 0], &mut x, &mut y);
+    assert_eq!(y, [2, 0]);
+    for (i, &pixel) in mnist.train.image(2).iter().enumerate().step_by(97) {
+        let want = (pixel as f32 / 255.0 - 0.1307) / 0.3081;
+        assert!((x[i] - want).abs() < 1e-6, "pixel {i}: {} vs {want}", x[i]);
+    }
+}
+
+// ------------------------------------------------------------------ the real data set
+
+/// The real MNIST folder, or `None` (after a loud line) when it is absent and
+/// `SIMD_CNN_REQUIRE_DATA` is not `1`.
+fn real_mnist() -> Option<Mnist> {
+    let dir = simd_cnn::data::default_dir("mnist");
+    match Mnist::load(&dir) {
+        Ok(mnist) => Some(mnist),
+        Err(MnistError::Missing { .. }) if std::env::var("SIMD_CNN_REQUIRE_DATA").as_deref() != Ok("1") => {
+            eprintln!(
+                "\n*** SKIPPED: no MNIST in {} (set SIMD_CNN_DATA to the folder holding mnist/, and SIMD_CNN_REQUIRE_DATA=1 to make this a failure) ***\n",
+                dir.display()
+            );
+            None
+        }
+        Err(e) => panic!("real MNIST: {e}"),
+    }
+}
+
+#[test]
+fn the_real_data_set_has_the_known_shape_and_first_labels() {
+    let Some(mnist) = real_mnist() else { return };
+    assert_eq!(mnist.train.len(), 60_000);
+    assert_eq!(mnist.test.len(), 10_000);
+    assert_eq!(mnist.train.images.len(), 60_000 * 28 * 28);
+    assert_eq!(mnist.test.images.len(), 10_000 * 28 * 28);
+    assert_eq!(mnist.train.labels[0], 5, "the first training digit is a 5");
+    assert_eq!(mnist.test.labels[0], 7, "the first test digit is a 7");
+    // Every digit is well represented (each has between 5,000 and 7,000 training images).
+    let mut counts = [0usize; 10];
+    mnist.train.labels.iter().for_each(|&l| counts[l as usize] += 1);
+    assert!(counts.iter().all(|&c| (5_000..7_000).contains(&c)), "{counts:?}");
+}
+
+#[test]
+fn the_real_training_pixels_have_the_mean_and_std_used_to_normalise() {
+    let Some(mnist) = real_mnist() else { return };
+    let n = mnist.train.images.len() as f64;
+    let mean = mnist.train.images.iter().map(|&p| p as f64 / 255.0).sum::<f64>() / n;
+    let var = mnist.train.images.iter().map(|&p| (p as f64 / 255.0 - mean).powi(2)).sum::<f64>() / n;
+    assert!((mean - f64::from(simd_cnn::data::mnist::PIXEL_MEAN)).abs() < 1e-4, "mean {mean}");
+    assert!((var.sqrt() - f64::from(simd_cnn::data::mnist::PIXEL_STD)).abs() < 1e-4, "std {}", var.sqrt());
+}
+
+// ------------------------------------------------------------------ a small HTTP server
+
+/// What the server does with the next request for a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Quirk {
+    /// Send the headers and half of the body, then close the connection.
+    CutHalfway,
+    /// Answer a `Range` request with the whole file and status 200.
+    IgnoreRange,
+}
+
+#[derive(Default)]
+struct ServerState {
+    files: HashMap<String, Vec<u8>>,
+    /// Quirks applied once each, to the next request for the path.
+    quirks: HashMap<String, Quirk>,
+    /// Every request seen: path and `Range` header.
+    requests: Vec<(String, Option<String>)>,
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 that serves in-memory files with `Range` support, one
+/// connection at a time, and closes every connection after one response.
+struct Server {
+    addr: SocketAddr,
+    state: Arc<Mutex<ServerState>>,
+}
+
+impl Server {
+    fn start(files: impl IntoIterator<Item = (String, Vec<u8>)>) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(ServerState { files: files.into_iter().collect(), ..Default::default() }));
+        let shared = Arc::clone(&state);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                // A client that hangs up early is its own business; serve the next one.
+                let _ = serve(stream, &shared);
+            }
+        });
+        Server { addr, state }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn set_quirk(&self, path: &str, quirk: Quirk) {
+        self.state.lock().unwrap().quirks.insert(path.to_string(), quirk);
+    }
+
+    fn requests(&self) -> Vec<(String, Option<String>)> {
+        self.state.lock().unwrap().requests.clone()
+    }
+}
+
+fn serve(stream: TcpStream, state: &Mutex<ServerState>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut range = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.trim().eq_ignore_ascii_case("range")
+        {
+            range = Some(value.trim().to_string());
+        }
+    }
+    let (file, quirk) = {
+        let mut state = state.lock().unwrap();
+        state.requests.push((path.clone(), range.clone()));
+        let quirk = state.quirks.remove(&path);
+        (state.files.get(&path).cloned(), quirk)
+    };
+    let mut out = stream;
+    let Some(file) = file else {
+        return out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    };
+    let start = match (&range, quirk) {
+        (Some(r), q) if q != Some(Quirk::IgnoreRange) => {
+            r.strip_prefix("bytes=").and_then(|r| r.strip_suffix('-')).and_then(|s| s.parse::<usize>().ok())
+        }
+        _ => None,
+    };
+    let len = file.len();
+    let (head, body) = match start {
+        Some(s) if s >= len => (
+            format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\n"),
+            &[][..],
+        ),
+        Some(s) => (
+            format!(
+                "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {s}-{}/{len}\r\nContent-Length: {}\r\n",
+                len - 1,
+                len - s
+            ),
+            &file[s..],
+        ),
+        None => (format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n"), &file[..]),
+    };
+    out.write_all(format!("{head}Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n").as_bytes())?;
+    if quirk == Some(Quirk::CutHalfway) {
+        out.write_all(&body[..body.len() / 2])?;
+        out.flush()?;
+        return out.shutdown(std::net::Shutdown::Both);
+    }
+    out.write_all(body)
+}
+
+/// A URL on which nothing listens: bind a port, then free it.
+fn dead_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}/mnist/")
+}
+
+fn quiet() -> DownloadOptions {
+    DownloadOptions { progress: false, ..DownloadOptions::default() }
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+// ------------------------------------------------------------------ the general downloader
+
+/// A server holding one file, `/f.bin`, of noise, and an empty folder to download it into.
+struct OneFile {
+    body: Vec<u8>,
+    server: Server,
+    dir: TempDir,
+    dest: PathBuf,
+}
+
+impl OneFile {
+    fn new(len: usize, seed: u32) -> OneFile {
+        let body = noise(len, seed);
+        let server = Server::start([("/f.bin".to_string(), body.clone())]);
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("f.bin");
+        OneFile { body, server, dir, dest }
+    }
+
+    fn sha(&self) -> String {
+        sha256_hex(&self.body)
+    }
+
+    fn fetch(&self, expected_sha256: Option<&str>) -> Result<Downloaded, DownloadError> {
+        download_with(&self.server.url("/f.bin"), &self.dest, expected_sha256, &quiet())
+    }
+
+    /// The requests the server saw, as (path, Range header).
+    fn requests(&self) -> Vec<(String, Option<String>)> {
+        self.server.requests()
+    }
+}
+
+#[test]
+fn a_download_arrives_whole_with_its_hash() {
+    let f = OneFile::new(100_000, 9);
+    let dest = f.dir.path().join("sub/f.bin");
+    let done = download_with(&f.server.url("/f.bin"), &dest, Some(&f.sha().to_uppercase()), &quiet()).unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), f.body);
+    assert_eq!((done.bytes, done.resumed_from), (100_000, 0));
+    assert_eq!(done.sha256, f.sha());
+    assert!(!part_path(&dest).exists());
+    assert_eq!(f.requests(), [("/f.bin".to_string(), None)]);
+}
+
+#[test]
+fn a_wrong_hash_deletes_the_download_and_names_both_hashes() {
+    let f = OneFile::new(50_000, 3);
+    let wrong = "ab".repeat(32);
+    let e = f.fetch(Some(&wrong)).unwrap_err();
+    assert!(matches!(e, DownloadError::Checksum { .. }), "{e}");
+    let message = e.to_string();
+    assert!(message.contains(&wrong) && message.contains(&f.sha()), "{message}");
+    assert!(files_in(f.dir.path()).is_empty(), "left behind: {:?}", files_in(f.dir.path()));
+}
+
+#[test]
+fn a_cut_transfer_keeps_its_part_and_the_next_call_resumes_it() {
+    let f = OneFile::new(200_000, 4);
+    f.server.set_quirk("/f.bin", Quirk::CutHalfway);
+    let e = f.fetch(Some(&f.sha())).unwrap_err();
+    assert!(matches!(e, DownloadError::Interrupted { .. }), "{e}");
+    assert!(e.to_string().contains("run again to resume"), "{e}");
+    assert!(!f.dest.exists());
+    assert_eq!(std::fs::read(part_path(&f.dest)).unwrap(), f.body[..100_000]);
+
+    let done = f.fetch(Some(&f.sha())).unwrap();
+    assert_eq!(done.resumed_from, 100_000);
+    assert_eq!(std::fs::read(&f.dest).unwrap(), f.body);
+    assert_eq!(f.requests()[1], ("/f.bin".to_string(), Some("bytes=100000-".to_string())));
+    assert_eq!(files_in(f.dir.path()), ["f.bin"]);
+}
+
+#[test]
+fn a_server_that_ignores_range_makes_the_download_start_over() {
+    let f = OneFile::new(60_000, 6);
+    f.server.set_quirk("/f.bin", Quirk::IgnoreRange);
+    // A stale part whose bytes are not the file's: if they were kept, the hash would not match.
+    std::fs::write(part_path(&f.dest), vec![0xee; 1000]).unwrap();
+    let done = f.fetch(Some(&f.sha())).unwrap();
+    assert_eq!(done.resumed_from, 0);
+    assert_eq!(std::fs::read(&f.dest).unwrap(), f.body);
+    assert_eq!(f.requests(), [("/f.bin".to_string(), Some("bytes=1000-".to_string()))]);
+}
+
+#[test]
+fn a_part_that_is_already_whole_is_finished_without_downloading() {
+    let f = OneFile::new(5_000, 7);
+    std::fs::write(part_path(&f.dest), &f.body).unwrap();
+    let done = f.fetch(Some(&f.sha())).unwrap();
+    assert_eq!((done.bytes, done.resumed_from), (5_000, 5_000));
+    assert_eq!(std::fs::read(&f.dest).unwrap(), f.body);
+    // The server answered 416 to the one request, which asked for the bytes after the end.
+    assert_eq!(f.requests(), [("/f.bin".to_string(), Some("bytes=5000-".to_string()))]);
+}
+
+#[test]
+fn a_part_longer_than_the_file_is_thrown_away() {
+    let f = OneFile::new(5_000, 8);
+    std::fs::write(part_path(&f.dest), noise(6_000, 8)).unwrap();
+    let done = f.fetch(Some(&f.sha())).unwrap();
+    assert_eq!(done.resumed_from, 0);
+    assert_eq!(std::fs::read(&f.dest).unwrap(), f.body);
+    // 416 to the resume request, then the whole file from the start.
+    assert_eq!(f.requests(), [("/f.bin".to_string(), Some("bytes=6000-".to_string())), ("/f.bin".to_string(), None)]);
+}
+
+#[test]
+fn http_errors_and_unreachable_hosts_are_one_line_each() {
+    let server = Server::start([]);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("f.bin");
+    let e = download_with(&server.url("/nothing.bin"), &dest, None, &quiet()).unwrap_err();
+    assert!(matches!(e, DownloadError::Status { status: 404, .. }), "{e}");
+    assert!(e.to_string().contains("HTTP 404") && e.to_string().contains("/nothing.bin"), "{e}");
+
+    let e = download_with(&format!("{}f.bin", dead_url()), &dest, None, &quiet()).unwrap_err();
+    assert!(matches!(e, DownloadError::Unreachable { .. }), "{e}");
+    let message = e.to_string();
+    assert!(!message.contains('\n'), "{message}");
+    assert!(message.contains("cannot reach") && message.contains(&dest.display().to_string()), "{message}");
+
+    let e = download_with(&server.url("/x"), &dest, Some("not-a-hash"), &quiet()).unwrap_err();
+    assert!(matches!(e, DownloadError::BadSha256 { .. }), "{e}");
+    assert!(files_in(dir.path()).is_empty());
+}
+
+#[test]
+fn write_atomic_replaces_a_file_and_leaves_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("result.json");
+    write_atomic(&path, b"first").unwrap();
+    write_atomic(&path, b"second, longer").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"second, longer");
+    assert_eq!(files_in(dir.path()), ["result.json"]);
+    let e = write_atomic(&dir.path().join("no/such/folder/x.json"), b"x").unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+}
+
+// ------------------------------------------------------------------ downloading MNIST
+
+/// A tiny MNIST served as `.gz` files under `/mnist/`, and the [`MnistFile`]s whose hashes are
+/// those of these files (the real hashes belong to the real files).
+fn served_mnist() -> (Server, [MnistFile; 4], [Vec<u8>; 4]) {
+    let raw = tiny_mnist(40, 20);
+    let gz = raw.clone().map(|bytes| gzip(&bytes));
+    let files: [MnistFile; 4] = std::array::from_fn(|i| MnistFile { sha256_gz: sha256_hex(&gz[i]).leak(), ..FILES[i] });
+    let server = Server::start(FILES.iter().zip(gz).map(|(f, bytes)| (format!("/mnist/{}", f.gz_name()), bytes)));
+    (server, files, raw)
+}
+
+#[test]
+fn missing_mnist_files_are_downloaded_verified_and_loaded() {
+    let (server, files, raw) = served_mnist();
+    let dir = tempfile::tempdir().unwrap();
+    let written = download_missing(dir.path(), &[server.url("/mnist")], &files).unwrap();
+    let want: Vec<PathBuf> = files.iter().map(|f| dir.path().join(f.gz_name())).collect();
+    assert_eq!(written, want);
+    let mnist = Mnist::load(dir.path()).unwrap();
+    assert_eq!((mnist.train.len(), mnist.test.len()), (40, 20));
+    assert_eq!(mnist.train.images, raw[0][16..]);
+    assert_eq!(mnist.test.labels, raw[3][8..]);
+    // Everything is there now: a second call asks the server for nothing.
+    let requests = server.requests().len();
+    assert!(download_missing(dir.path(), &[server.url("/mnist/")], &files).unwrap().is_empty());
+    assert_eq!(server.requests().len(), requests);
+}
+
+#[test]
+fn files_already_present_are_kept_without_hashing() {
+    let (server, files, raw) = served_mnist();
+    // The raw training images are there; their hash is not that of any .gz.
+    let dir = folder_with(&[(FILES[0].name.to_string(), raw[0].clone())]);
+    let written = download_missing(dir.path(), &[server.url("/mnist/")], &files).unwrap();
+    assert_eq!(written.len(), 3);
+    let asked: HashSet<String> = server.requests().into_iter().map(|(path, _)| path).collect();
+    assert!(!asked.contains("/mnist/train-images-idx3-ubyte.gz"), "{asked:?}");
+    assert_eq!(Mnist::load(dir.path()).unwrap().train.images, raw[0][16..]);
+}
+
+#[test]
+fn a_wrong_mnist_hash_fails_and_leaves_no_file() {
+    let (server, mut files, _) = served_mnist();
+    files[1].sha256_gz = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let e = download_missing(dir.path(), &[server.url("/mnist/")], &files).unwrap_err();
+    let message = e.to_string();
+    assert!(!message.contains('\n'), "{message}");
+    assert!(message.contains("train-labels-idx1-ubyte.gz") && message.contains(files[1].sha256_gz), "{message}");
+    assert!(message.contains("SHA-256 mismatch"), "{message}");
+    // The first file arrived and stays; the bad one left nothing, not even a .part.
+    assert_eq!(files_in(dir.path()), ["train-images-idx3-ubyte.gz"]);
+}
+
+#[test]
+fn a_cut_mnist_download_is_resumed_by_the_next_call() {
+    let (server, files, raw) = served_mnist();
+    server.set_quirk("/mnist/train-images-idx3-ubyte.gz", Quirk::CutHalfway);
+    let dir = tempfile::tempdir().unwrap();
+    let e = download_missing(dir.path(), &[server.url("/mnist/")], &files).unwrap_err();
+    assert!(e.to_string().contains("broke off"), "{e}");
+    let part = part_path(&dir.path().join("train-images-idx3-ubyte.gz"));
+    let half = std::fs::metadata(&part).unwrap().len();
+    assert!(half > 1000, "the .part holds {half} bytes");
+
+    download_missing(dir.path(), &[server.url("/mnist/")], &files).unwrap();
+    let range = format!("bytes={half}-");
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|(path, r)| path.ends_with("train-images-idx3-ubyte.gz") && r.as_deref() == Some(&range)),
+        "no request with Range: {range} in {:?}",
+        server.requests()
+    );
+    assert!(!part.exists());
+    assert_eq!(Mnist::load(dir.path()).unwrap().train.images, raw[0][16..]);
+}
+
+#[test]
+fn the_next_mirror_is_tried_when_one_fails() {
+    let (server, files, _) = served_mnist();
+    let dir = tempfile::tempdir().unwrap();
+    let mirrors = [dead_url(), server.url("/not-here/"), server.url("/mnist/")];
+    assert_eq!(download_missing(dir.path(), &mirrors, &files).unwrap().len(), 4);
+    assert!(Mnist::load(dir.path()).is_ok());
+}
+
+#[test]
+fn without_network_the_message_says_which_files_to_put_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = download_missing(dir.path(), &[dead_url(), dead_url()], &FILES).unwrap_err();
+    let message = e.to_string();
+    assert!(!message.contains('\n'), "{message}");
+    assert!(message.starts_with("cannot download MNIST"), "{message}");
+    for file in FILES {
+        assert!(message.contains(&file.gz_name()), "{message}");
+    }
+    assert!(message.contains(&format!("into {}", dir.path().display())), "{message}");
+    assert!(files_in(dir.path()).is_empty());
+}
+
+// ------------------------------------------------------------------ training-loop pieces
+
+#[test]
+fn epoch_orders_are_seeded_permutations_that_change_every_epoch() {
+    let mut a = EpochOrder::new(1000, 7);
+    let mut b = EpochOrder::new(1000, 7);
+    let first = a.next_epoch().to_vec();
+    assert_eq!(first, b.next_epoch());
+    let mut sorted = first.clone();
+    sorted.sort();
+    assert_eq!(sorted, (0..1000).collect::<Vec<_>>());
+    assert_ne!(first, a.next_epoch());
+    assert_ne!(first, EpochOrder::new(1000, 8).next_epoch());
+}
+
+#[test]
+fn epoch_stats_weight_each_batch_by_its_size() {
+    let mut stats = EpochStats::default();
+    assert_eq!((stats.mean_loss(), stats.accuracy()), (0.0, 0.0));
+    stats.add(StepStats { loss: 1.0, correct: 30 }, 32);
+    stats.add(StepStats { loss: 4.0, correct: 2 }, 8);
+    assert_eq!(stats.seen(), 40);
+    assert!((stats.mean_loss() - (32.0 + 32.0) / 40.0).abs() < 1e-12);
+    assert!((stats.accuracy() - 32.0 / 40.0).abs() < 1e-12);
+}
+
+#[test]
+fn the_loss_guard_stops_nan_infinite_and_exploding_losses() {
+    let mut guard = LossGuard::new();
+    for loss in [2.3, 2.0, 5.0, 1.0, 22.9] {
+        assert!(guard.check(loss).is_ok(), "{loss} should pass after a first loss of 2.3");
+    }
+    let e = guard.check(23.5).unwrap_err();
+    assert_eq!(e.to_string(), "the loss rose from 2.3000 to 23.5000");
+    assert_eq!(guard.check(f32::NAN).unwrap_err().to_string(), "the loss is NaN");
+    assert_eq!(LossGuard::new().check(f32::INFINITY).unwrap_err().to_string(), "the loss is infinite");
+    // A small first loss does not make the guard hair-trigger.
+    let mut guard = LossGuard::new();
+    guard.check(0.01).unwrap();
+    assert!(guard.check(9.0).is_ok() && guard.check(10.5).is_err());
+}
+
+#[test]
+fn argmax_takes_the_first_of_equal_maxima() {
+    assert_eq!(argmax(&[0.1, 0.7, 0.2]), 1);
+    assert_eq!(argmax(&[3.0, 1.0, 3.0]), 0);
+    assert_eq!(argmax(&[1.0, f32::NAN, 2.0]), 2);
+}
