@@ -13,7 +13,7 @@
 //! | 5. AVX2 + FMA | `ch5` | `kernels::x86::avx2` |
 //! | 6. AVX-512 | `ch6` | `kernels::x86::avx512`: masked tails, 32 registers |
 //! | 7. Memory and caches | `ch7` | blocking, packing, fusion |
-//! | 8. Threads | `ch8` | batch-parallel training |
+//! | 8. Threads | `ch8` | [`parallel`]: training on a pool of threads, the same result for any number |
 //! | 9. The cat/dog trainer | `ch9` | images, cache, checkpoints, prediction |
 //! | 10. Down to the metal | `ch10` | assembly, bf16 |
 //!
@@ -39,3 +39,6 @@ pub mod data;
 pub mod model;
 #[cfg(feature = "ch3")]
 pub mod train;
+
+#[cfg(feature = "ch8")]
+pub mod parallel;

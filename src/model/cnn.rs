@@ -11,7 +11,7 @@ pub const CNN_HIDDEN: usize = 128;
 
 /// Every convolution of the network is followed by a ReLU, which the convolution kernel
 /// applies as it stores its output; the pool's backward pass applies the ReLU's backward.
-const FUSE_RELU: bool = true;
+pub(crate) const FUSE_RELU: bool = true;
 
 // ANCHOR: cnn
 /// The cat/dog network, for RGB images of `h` x `w` pixels (both multiples of 8):
@@ -33,41 +33,41 @@ pub struct CatDogCnn {
     pub fc2: Linear,
     h: usize,
     w: usize,
-    buf: Buffers,
+    pub(crate) buf: Buffers,
 }
 
 /// Activations kept for the backward pass, and their gradients. `r*` are the ReLU outputs of
 /// the convolutions, `p*` the pooled maps.
 #[derive(Clone, Debug, Default)]
-struct Buffers {
-    n: usize,
-    r1: AlignedVec,
-    p1: AlignedVec,
-    r2: AlignedVec,
-    p2: AlignedVec,
-    r3: AlignedVec,
-    p3: AlignedVec,
-    flat: AlignedVec,
-    h1: AlignedVec,
-    logits: AlignedVec,
-    g_logits: AlignedVec,
-    g_h1: AlignedVec,
-    g_flat: AlignedVec,
-    g_p3: AlignedVec,
-    g_r3: AlignedVec,
-    g_p2: AlignedVec,
-    g_r2: AlignedVec,
-    g_p1: AlignedVec,
-    g_r1: AlignedVec,
+pub(crate) struct Buffers {
+    pub(crate) n: usize,
+    pub(crate) r1: AlignedVec,
+    pub(crate) p1: AlignedVec,
+    pub(crate) r2: AlignedVec,
+    pub(crate) p2: AlignedVec,
+    pub(crate) r3: AlignedVec,
+    pub(crate) p3: AlignedVec,
+    pub(crate) flat: AlignedVec,
+    pub(crate) h1: AlignedVec,
+    pub(crate) logits: AlignedVec,
+    pub(crate) g_logits: AlignedVec,
+    pub(crate) g_h1: AlignedVec,
+    pub(crate) g_flat: AlignedVec,
+    pub(crate) g_p3: AlignedVec,
+    pub(crate) g_r3: AlignedVec,
+    pub(crate) g_p2: AlignedVec,
+    pub(crate) g_r2: AlignedVec,
+    pub(crate) g_p1: AlignedVec,
+    pub(crate) g_r1: AlignedVec,
 }
 // ANCHOR_END: cnn
 
 /// The shapes of one forward pass over `n` images.
 #[derive(Clone, Copy, Debug)]
-struct Shapes {
-    conv: [Conv2dShape; 3],
-    pool: [Pool2dShape; 3],
-    flatten: Flatten,
+pub(crate) struct Shapes {
+    pub(crate) conv: [Conv2dShape; 3],
+    pub(crate) pool: [Pool2dShape; 3],
+    pub(crate) flatten: Flatten,
 }
 
 impl CatDogCnn {
@@ -118,7 +118,7 @@ impl CatDogCnn {
         self.h * self.w * CNN_CHANNELS[0]
     }
 
-    fn shapes(&self, n: usize) -> Shapes {
+    pub(crate) fn shapes(&self, n: usize) -> Shapes {
         let [c0, c1, c2, c3] = CNN_CHANNELS;
         let (h, w) = (self.h, self.w);
         let conv = |h, w, c_in, c_out| Conv2dShape { n, h, w, c_in, c_out };
@@ -130,7 +130,7 @@ impl CatDogCnn {
         }
     }
 
-    fn resize(&mut self, s: &Shapes) {
+    pub(crate) fn resize(&mut self, s: &Shapes) {
         let n = s.conv[0].n;
         let b = &mut self.buf;
         b.n = n;

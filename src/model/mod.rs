@@ -4,7 +4,7 @@
 //! buffers are allocated once for a batch size and reused by every step: a training step
 //! allocates nothing, which matters more than one would think (chapter 7).
 
-mod cnn;
+pub(crate) mod cnn;
 mod mlp;
 
 pub use cnn::CatDogCnn;

@@ -14,7 +14,7 @@ pub struct Sgd {
     pub lr: f32,
     pub momentum: f32,
     /// One velocity per parameter, created at the first step.
-    velocity: Vec<Tensor>,
+    pub(crate) velocity: Vec<Tensor>,
 }
 
 impl Sgd {
@@ -30,16 +30,21 @@ impl Sgd {
             }
             return;
         }
-        if self.velocity.is_empty() {
-            self.velocity = params.iter().map(|p| Tensor::zeros(p.value.shape())).collect();
-        }
-        assert_eq!(self.velocity.len(), params.len(), "the optimiser was created for other parameters");
+        self.ensure_velocity(params);
         for (p, v) in params.iter_mut().zip(&mut self.velocity) {
             let Param { value, grad } = &mut **p;
             k.sgd_momentum_update(value.as_mut_slice(), grad.as_slice(), v.as_mut_slice(), self.lr, self.momentum);
         }
     }
     // ANCHOR_END: sgd
+
+    /// Creates the velocities (zero) at the first step with momentum.
+    pub(crate) fn ensure_velocity(&mut self, params: &[&mut Param]) {
+        if self.velocity.is_empty() {
+            self.velocity = params.iter().map(|p| Tensor::zeros(p.value.shape())).collect();
+        }
+        assert_eq!(self.velocity.len(), params.len(), "the optimiser was created for other parameters");
+    }
 
     /// The velocities (empty before the first step, or without momentum); checkpoints save them.
     pub fn velocity(&self) -> &[Tensor] {
