@@ -9,6 +9,7 @@ use simd_cnn::reference;
 use simd_cnn::tensor::Tensor;
 use simd_cnn::tensor::layout::{nchw_to_nhwc, nhwc_to_nchw, oihw_to_hwio};
 
+// ANCHOR: conv2d_forward_test
 /// (n, h, w, c_in, c_out): widths 1, 3, 15, 17, 33; 3 input channels; batch 1.
 const CONV_SHAPES: [(usize, usize, usize, usize, usize); 6] =
     [(1, 1, 1, 1, 1), (1, 3, 3, 3, 5), (2, 5, 15, 3, 32), (1, 4, 17, 7, 9), (1, 2, 33, 16, 17), (2, 6, 6, 32, 64)];
@@ -33,7 +34,9 @@ fn conv2d_forward_matches_the_reference() {
         assert_close(&format!("conv+relu {shape:?}"), nhwc_to_nchw(&got).as_slice(), want_relu.as_slice(), 1e-5, 1e-5);
     }
 }
+// ANCHOR_END: conv2d_forward_test
 
+// ANCHOR: single_one
 #[test]
 fn conv2d_of_a_single_one_is_the_kernel_turned_by_180_degrees() {
     // A 3x3 image that is 1 in the middle: every output pixel sees the middle input through
@@ -50,6 +53,7 @@ fn conv2d_of_a_single_one_is_the_kernel_turned_by_180_degrees() {
     let rotated: Vec<f32> = weight.iter().rev().copied().collect();
     assert_eq!(y, rotated);
 }
+// ANCHOR_END: single_one
 
 #[test]
 fn max_pool2d_forward_matches_the_reference_on_odd_sizes() {

@@ -57,6 +57,7 @@ fn linear_backward_matches_finite_differences() {
     });
 }
 
+// ANCHOR: conv_gradcheck
 /// Runs the conv gradient check and returns the first mismatch, if any. `tamper` may corrupt
 /// the analytic weight gradient, to show that the check notices.
 fn conv_gradcheck(k: &Kernels, tamper: impl Fn(&mut [f32])) -> Result<(), String> {
@@ -95,12 +96,14 @@ fn conv_gradcheck(k: &Kernels, tamper: impl Fn(&mut [f32])) -> Result<(), String
     });
     check_grad("conv dL/db", layer.bias.grad.as_slice(), &idx, &num, ATOL, RTOL)
 }
+// ANCHOR_END: conv_gradcheck
 
 #[test]
 fn conv2d_backward_matches_finite_differences() {
     for_each_isa(|k| conv_gradcheck(k, |_| {}).unwrap());
 }
 
+// ANCHOR: catches_a_wrong_gradient
 #[test]
 fn the_gradient_check_catches_a_wrong_gradient() {
     // The same check with the weight gradient of one tap off by 2 %, and with two taps swapped
@@ -111,7 +114,9 @@ fn the_gradient_check_catches_a_wrong_gradient() {
     let swapped = conv_gradcheck(k, |g| g.swap(0, 8 * 12));
     assert!(swapped.is_err(), "swapped taps went unnoticed");
 }
+// ANCHOR_END: catches_a_wrong_gradient
 
+// ANCHOR: max_pool2d_gradcheck
 #[test]
 fn max_pool2d_backward_matches_finite_differences() {
     for_each_isa(|k| {
@@ -140,6 +145,7 @@ fn max_pool2d_backward_matches_finite_differences() {
         }
     });
 }
+// ANCHOR_END: max_pool2d_gradcheck
 
 #[test]
 fn relu_backward_matches_finite_differences() {
@@ -203,6 +209,7 @@ fn loss_gradients_match_finite_differences() {
     });
 }
 
+// ANCHOR: check_directions
 /// For a whole network, one coordinate at a time drowns in f32 rounding: the change of the loss
 /// is smaller than the noise of thousands of f32 additions. We check each parameter tensor along
 /// random directions `d` instead: `(L(w + eps d) - L(w - eps d)) / 2 eps` must equal `<grad, d>`,
@@ -243,7 +250,9 @@ fn check_directions(
     }
     Ok(())
 }
+// ANCHOR_END: check_directions
 
+// ANCHOR: whole_cnn
 #[test]
 fn the_whole_cnn_backward_matches_finite_differences() {
     for_each_isa(|k| {
@@ -264,7 +273,9 @@ fn the_whole_cnn_backward_matches_finite_differences() {
         }
     });
 }
+// ANCHOR_END: whole_cnn
 
+// ANCHOR: catches_a_miswired_gradient
 #[test]
 fn the_network_check_catches_a_miswired_gradient() {
     // The gradient of conv2's weight with its output channels in reverse order: what a
@@ -292,6 +303,7 @@ fn the_network_check_catches_a_miswired_gradient() {
     });
     assert!(result.is_err(), "a miswired gradient passed the whole-network check");
 }
+// ANCHOR_END: catches_a_miswired_gradient
 
 #[test]
 fn the_whole_mlp_backward_matches_finite_differences() {

@@ -9,6 +9,7 @@ use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand_distr::{Distribution, Normal, Uniform};
 
+// ANCHOR: rng
 /// The random generator used everywhere in the crate.
 pub type Rng = Xoshiro256PlusPlus;
 
@@ -16,6 +17,7 @@ pub type Rng = Xoshiro256PlusPlus;
 pub fn rng(seed: u64) -> Rng {
     Xoshiro256PlusPlus::seed_from_u64(seed)
 }
+// ANCHOR_END: rng
 
 // ANCHOR: he_normal
 /// He (Kaiming) normal initialisation for a layer followed by ReLU: N(0, 2 / fan_in).

@@ -68,6 +68,7 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
     }
 }
 
+// ANCHOR: for_each_isa
 /// Calls `f` with the kernel table of every instruction set, from scalar up. An instruction set
 /// that cannot run here is skipped with a printed line, unless `SIMD_CNN_REQUIRE_ISA` names it
 /// (or a higher one), in which case the skip is a failure.
@@ -89,7 +90,9 @@ pub fn for_each_isa(mut f: impl FnMut(&'static Kernels)) {
         }
     }
 }
+// ANCHOR_END: for_each_isa
 
+// ANCHOR: numeric_grad
 /// Central differences `(f(x + eps e_i) - f(x - eps e_i)) / 2 eps` for each `i` in `indices`.
 pub fn numeric_grad(x: &mut [f32], indices: &[usize], eps: f32, mut f: impl FnMut(&[f32]) -> f64) -> Vec<f64> {
     indices
@@ -105,6 +108,7 @@ pub fn numeric_grad(x: &mut [f32], indices: &[usize], eps: f32, mut f: impl FnMu
         })
         .collect()
 }
+// ANCHOR_END: numeric_grad
 
 /// Compares analytic gradients at `indices` with numeric ones; `Err` names the worst mismatch.
 pub fn check_grad(
@@ -143,7 +147,9 @@ pub fn sample_indices(len: usize, count: usize, seed: u64) -> Vec<usize> {
     idx
 }
 
+// ANCHOR: dot64
 /// `sum(y * r)` in f64: a scalar "loss" whose gradient with respect to `y` is exactly `r`.
 pub fn dot64(y: &[f32], r: &[f32]) -> f64 {
     y.iter().zip(r).map(|(&a, &b)| a as f64 * b as f64).sum()
 }
+// ANCHOR_END: dot64
