@@ -40,7 +40,7 @@ fn conv2d_forward_matches_the_reference() {
 #[test]
 fn conv2d_of_a_single_one_is_the_kernel_turned_by_180_degrees() {
     // A 3x3 image that is 1 in the middle: every output pixel sees the middle input through
-    // exactly one tap, so the output is the kernel itself (cross-correlation, no flip).
+    // exactly one tap, so the output is the kernel, turned by 180 degrees (see below).
     let k = Kernels::scalar();
     let shape = Conv2dShape { n: 1, h: 3, w: 3, c_in: 1, c_out: 1 };
     let mut x = vec![0.0; 9];
@@ -136,6 +136,19 @@ fn losses_match_the_reference() {
     let (want, want_grad) = reference::softmax_cross_entropy(&logits, &labels.map(|l| l as usize));
     assert!((got as f64 - want).abs() < 1e-5, "softmax CE {got} vs {want}");
     assert_close("softmax CE grad", &grad, want_grad.as_slice(), 1e-7, 1e-5);
+}
+
+#[test]
+fn softmax_cross_entropy_is_exact_when_the_label_is_hopeless() {
+    // The label's probability is exp(-1000): zero in f32 and in f64. The loss is still 1000.
+    let k = Kernels::scalar();
+    let mut logits = vec![0.0f32; 10];
+    logits[0] = 1000.0;
+    let (mut probs, mut grad) = (vec![0.0; 10], vec![0.0; 10]);
+    let loss = loss::softmax_cross_entropy(k, 10, &logits, &[1], &mut probs, &mut grad);
+    assert_eq!(loss, 1000.0);
+    assert_eq!(grad[1], -1.0);
+    assert_eq!(grad[0], 1.0);
 }
 
 #[test]

@@ -324,3 +324,51 @@ fn the_whole_mlp_backward_matches_finite_differences() {
         }
     });
 }
+
+/// The layers' backward passes (NHWC, on every instruction set) against the reference
+/// oracle's (NCHW, f64 sums), which transcribe the formulas chapter 3 derives.
+#[test]
+fn layer_gradients_agree_with_the_reference() {
+    use simd_cnn::tensor::layout::{hwio_to_oihw, nchw_to_nhwc, nhwc_to_nchw};
+    for_each_isa(|k| {
+        let s = Conv2dShape { n: 2, h: 6, w: 7, c_in: 5, c_out: 9 };
+        let mut conv = Conv2d::new(s.c_in, s.c_out, &mut rng(30));
+        let x = rand_tensor(&[s.n, s.c_in, s.h, s.w], 31);
+        let gy = rand_tensor(&[s.n, s.c_out, s.h, s.w], 32);
+        let (xh, gyh) = (nchw_to_nhwc(&x), nchw_to_nhwc(&gy));
+        let mut gx = Tensor::zeros(&[s.n, s.h, s.w, s.c_in]);
+        conv.backward(k, &s, xh.as_slice(), gyh.as_slice(), Some(gx.as_mut_slice()));
+        let (want_gx, want_gw, want_gb) = reference::conv2d_backward(&x, &hwio_to_oihw(&conv.weight.value), &gy);
+        common::assert_close("conv dL/dx", nhwc_to_nchw(&gx).as_slice(), want_gx.as_slice(), 1e-5, 1e-4);
+        common::assert_close("conv dL/dW", hwio_to_oihw(&conv.weight.grad).as_slice(), want_gw.as_slice(), 1e-5, 1e-4);
+        common::assert_close("conv dL/db", conv.bias.grad.as_slice(), want_gb.as_slice(), 1e-5, 1e-4);
+
+        let mut lin = Linear::new(23, 6, &mut rng(33));
+        let (x, gy) = (rand_tensor(&[4, 23], 34), rand_tensor(&[4, 6], 35));
+        let mut gx = vec![0.0; 4 * 23];
+        lin.backward(k, 4, x.as_slice(), gy.as_slice(), Some(&mut gx));
+        let (want_gx, want_gw, want_gb) = reference::linear_backward(&x, &lin.weight.value, &gy);
+        common::assert_close("linear dL/dx", &gx, want_gx.as_slice(), 1e-5, 1e-4);
+        common::assert_close("linear dL/dW", lin.weight.grad.as_slice(), want_gw.as_slice(), 1e-5, 1e-4);
+        common::assert_close("linear dL/db", lin.bias.grad.as_slice(), want_gb.as_slice(), 1e-5, 1e-4);
+
+        let p = Pool2dShape { n: 2, h: 5, w: 7, c: 3 };
+        let x = distinct_tensor(&[p.n, p.c, p.h, p.w], 0.01, 36);
+        let gy = rand_tensor(&[p.n, p.c, p.h / 2, p.w / 2], 37);
+        let xh = nchw_to_nhwc(&x);
+        let mut y = vec![0.0; p.output_len()];
+        MaxPool2d.forward(k, &p, xh.as_slice(), &mut y);
+        let mut gx = vec![0.0; p.input_len()];
+        MaxPool2d.backward(k, &p, xh.as_slice(), &y, nchw_to_nhwc(&gy).as_slice(), &mut gx, false);
+        let gx = nhwc_to_nchw(&Tensor::from_vec(&[p.n, p.h, p.w, p.c], gx));
+        assert_eq!(gx, reference::max_pool2d_backward(&x, &gy), "max-pool dL/dx");
+
+        let x = distinct_tensor(&[40], 0.01, 38);
+        let gy = rand_tensor(&[40], 39);
+        let mut y = x.as_slice().to_vec();
+        ReLU.forward(k, &mut y);
+        let mut g = gy.as_slice().to_vec();
+        ReLU.backward(k, &y, &mut g);
+        assert_eq!(g, reference::relu_backward(&x, &gy).as_slice(), "relu dL/dx");
+    });
+}

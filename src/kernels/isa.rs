@@ -177,9 +177,10 @@ pub enum IsaError {
     #[error("{MAX_ISA_ENV}='{value}' is not an instruction set: expected scalar, sse, avx2 or avx512")]
     BadCap { value: String },
     #[error(
-        "{isa} kernels are not in this build: they arrive with feature `{}` on x86-64 (this build is {} with chapters up to the ones enabled)",
+        "{isa} kernels are not in this build: they need an x86-64 target (this one is {}) and feature `{}` (`cargo run --features {}` or any later chapter)",
+        std::env::consts::ARCH,
         isa.feature(),
-        std::env::consts::ARCH
+        isa.feature()
     )]
     NotCompiled { isa: Isa },
     #[error(

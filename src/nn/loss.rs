@@ -25,7 +25,8 @@ pub fn bce_with_logits(k: &Kernels, logits: &[f32], labels: &[f32], grad: &mut [
 // ANCHOR_END: bce_with_logits
 
 // ANCHOR: softmax_cross_entropy
-/// Cross-entropy of `softmax(logits)` against class labels, averaged over the batch.
+/// Cross-entropy of `softmax(logits)` against class labels, averaged over the batch (the loss
+/// is computed from the logits in f64, the gradient from the probabilities).
 /// `logits`, `probs` and `grad` are `[n, classes]`; writes the probabilities into `probs` and
 /// `(probs - onehot(label)) / n` into `grad`.
 pub fn softmax_cross_entropy(
@@ -46,9 +47,13 @@ pub fn softmax_cross_entropy(
     for (b, &label) in labels.iter().enumerate() {
         let label = label as usize;
         assert!(label < classes, "label {label} out of range for {classes} classes");
-        let p = &probs[b * classes..][..classes];
+        let (z, p) = (&logits[b * classes..][..classes], &probs[b * classes..][..classes]);
         let g = &mut grad[b * classes..][..classes];
-        loss -= (p[label] as f64).max(1e-30).ln();
+        // -log softmax(z)[label] = log(sum_c exp(z_c - m)) + m - z[label], with m the largest
+        // logit: exact even where the probability of the label underflows to zero.
+        let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let sum: f64 = z.iter().map(|&zc| (zc as f64 - m).exp()).sum();
+        loss += sum.ln() + m - z[label] as f64;
         for (c, (gc, &pc)) in g.iter_mut().zip(p).enumerate() {
             let target = if c == label { 1.0 } else { 0.0 };
             *gc = (pc - target) / n as f32;
