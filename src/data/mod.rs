@@ -3,6 +3,8 @@
 //! Every loader looks in the directory it is given; the examples default to
 //! `$SIMD_CNN_DATA/<set>`, else `data/<set>` (see [`default_dir`]).
 
+#[cfg(feature = "ch9")]
+pub mod catdog;
 pub mod mnist;
 
 use std::path::PathBuf;
