@@ -352,6 +352,17 @@ fn open_loads_exactly_the_decodable_photos_and_counts_the_rest() {
     assert_eq!(data.origin(), CacheOrigin::Built);
     assert_eq!(names(&data), folder.loaded);
     assert_eq!(*data.skipped(), folder.skipped);
+    let skipped: Vec<(String, SkipReason)> =
+        data.skipped_files().iter().map(|(name, r)| (name.to_string_lossy().replace('\\', "/"), *r)).collect();
+    let want = [
+        ("Cat/32.jpg", SkipReason::TooLarge),
+        ("Cat/666.jpg", SkipReason::Empty),
+        ("Dog/30.jpg", SkipReason::Truncated),
+        ("Dog/31.jpg", SkipReason::NotAnImage),
+        ("Dog/33.jpg", SkipReason::TooLarge),
+        ("Dog/34.jpg", SkipReason::Unsupported),
+    ];
+    assert_eq!(skipped, want.map(|(n, r)| (n.to_string(), r)));
     assert_eq!(data.labels(), &[0, 0, 0, 0, 0, 1, 1, 1, 1]);
     assert_eq!((data.count(0), data.count(1)), (5, 4));
     assert_eq!(data.cache_path(), folder.dir.join("PetImages.128x128.simdcnn"), "beside the data");
@@ -448,6 +459,25 @@ fn patch(path: &Path, offset: u64, bytes: &[u8]) {
     let mut file = fs::OpenOptions::new().write(true).open(path).unwrap();
     file.seek(SeekFrom::Start(offset)).unwrap();
     file.write_all(bytes).unwrap();
+}
+
+#[test]
+fn a_build_clears_old_partial_files_of_killed_builds_only() {
+    let (_tmp, folder, opts) = fixture();
+    let old = folder.dir.join(".PetImages.128x128.simdcnn.a1b2c3.partial");
+    let recent = folder.dir.join(".PetImages.128x128.simdcnn.d4e5f6.partial");
+    let other = folder.dir.join("notes.partial");
+    for path in [&old, &recent, &other] {
+        fs::write(path, b"half a cache").unwrap();
+    }
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for path in [&old, &other] {
+        fs::File::options().write(true).open(path).unwrap().set_modified(two_hours_ago).unwrap();
+    }
+    CatDog::open_with(&folder.dir, &opts).unwrap();
+    assert!(!old.exists(), "a killed build's file, untouched for two hours");
+    assert!(recent.exists(), "may be a build in progress in another process");
+    assert!(other.exists(), "not ours");
 }
 
 #[test]

@@ -181,7 +181,7 @@ pub fn cache_file_name(root: &Path, size: usize) -> String {
 /// of [`Scan`] minus the skipped ones, read from the cache file on demand.
 ///
 /// Cloning is cheap (the file and the tables are shared), so a loader thread can own a clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct CatDog {
     root: PathBuf,
     cache_path: PathBuf,
@@ -194,6 +194,21 @@ pub struct CatDog {
     labels: Arc<[u8]>,
     names: Arc<[PathBuf]>,
     skipped: SkipCounts,
+    skipped_files: Arc<[(PathBuf, SkipReason)]>,
+}
+
+/// A summary: the tables are too long to print.
+impl std::fmt::Debug for CatDog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatDog")
+            .field("root", &self.root)
+            .field("cache_path", &self.cache_path)
+            .field("origin", &self.origin)
+            .field("size", &self.size)
+            .field("len", &self.len())
+            .field("skipped", &self.skipped)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CatDog {
@@ -259,6 +274,11 @@ impl CatDog {
     /// Photos of the folder that could not be decoded, by reason.
     pub fn skipped(&self) -> &SkipCounts {
         &self.skipped
+    }
+
+    /// The photos that could not be decoded (paths below [`CatDog::root`]), and why.
+    pub fn skipped_files(&self) -> &[(PathBuf, SkipReason)] {
+        &self.skipped_files
     }
 
     /// The `PetImages` folder.
@@ -352,8 +372,11 @@ fn read_cache(path: &Path, scan: &Scan, size: usize) -> Result<CatDog, CacheProb
         return Err(invalid("its labels do not match the folder".into()));
     }
     let mut skipped = SkipCounts::default();
-    for &code in skips.iter().filter(|&&c| c != 0) {
-        skipped.add(SkipReason::from_code(code).ok_or_else(|| invalid(format!("unknown skip code {code}")))?);
+    let mut skipped_files = Vec::new();
+    for (k, &code) in skips.iter().enumerate().filter(|&(_, &c)| c != 0) {
+        let reason = SkipReason::from_code(code).ok_or_else(|| invalid(format!("unknown skip code {code}")))?;
+        skipped.add(reason);
+        skipped_files.push((scan.files[k].name.clone(), reason));
     }
     let stored: Vec<u32> = (0..scan.files.len() as u32).filter(|&k| skips[k as usize] == 0).collect();
     if skipped != header.skipped || stored.len() as u64 != header.stored {
@@ -370,6 +393,7 @@ fn read_cache(path: &Path, scan: &Scan, size: usize) -> Result<CatDog, CacheProb
         names: stored.iter().map(|&k| scan.files[k as usize].name.clone()).collect(),
         slots: stored.into(),
         skipped,
+        skipped_files: skipped_files.into(),
     })
 }
 // ANCHOR_END: read_cache
@@ -426,6 +450,13 @@ fn build(scan: &Scan, locations: &[PathBuf], options: &OpenOptions) -> Result<Ca
         },
     })?;
     data.origin = CacheOrigin::Built;
+    const SHOWN: usize = 5;
+    for (name, reason) in data.skipped_files().iter().take(SHOWN) {
+        eprintln!("  skipped {} ({reason})", name.display());
+    }
+    if data.skipped_files().len() > SHOWN {
+        eprintln!("  ... and {} more (CatDog::skipped_files lists them)", data.skipped_files().len() - SHOWN);
+    }
     Ok(data)
 }
 

@@ -108,7 +108,7 @@ impl SkipCounts {
     }
 }
 
-/// "none", or e.g. "3 skipped: 1 empty, 2 truncated".
+/// "none skipped", or e.g. "3 skipped: 1 empty, 2 truncated".
 impl fmt::Display for SkipCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.total() == 0 {

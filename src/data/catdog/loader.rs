@@ -41,11 +41,18 @@ impl LoaderOptions {
 }
 
 /// Serves the images `indices` of a data set in batches, one epoch at a time.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Loader {
     data: CatDog,
     indices: Vec<usize>,
     options: LoaderOptions,
+}
+
+/// A summary: the indices are too many to print.
+impl std::fmt::Debug for Loader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loader").field("len", &self.len()).field("options", &self.options).finish_non_exhaustive()
+    }
 }
 
 impl CatDog {
