@@ -7,7 +7,8 @@ use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 use simd_cnn::data::catdog::{
     Augment, CacheOrigin, CatDog, CatDogError, IMAGE_SIZE, LoaderOptions, OpenOptions, PAD, Scan, SkipCounts,
-    SkipReason, Split, augment_into, decode_file, decode_image, extract_pet_images, jpeg_reaches_end, to_unit_f32,
+    SkipReason, Split, augment_into, decode_file, decode_image, extract_pet_images, jpeg_reaches_end, resize_rgb,
+    to_unit_f32,
 };
 use simd_cnn::tensor::init::rng;
 use std::collections::BTreeSet;
@@ -66,8 +67,12 @@ fn jpeg_claiming_8000x8000() -> Vec<u8> {
 /// The smallest GIF: 1x1, one colour.
 const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
 
+fn fixture_file(name: &str) -> Vec<u8> {
+    fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)).unwrap()
+}
+
 fn cmyk_jpeg() -> Vec<u8> {
-    fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cmyk.jpg")).unwrap()
+    fixture_file("cmyk.jpg")
 }
 
 fn pixel(image: &[u8], size: usize, x: usize, y: usize) -> [u8; 3] {
@@ -135,6 +140,24 @@ fn the_resize_averages_rather_than_samples() {
     let image = decode_image(&halves, S as u32).unwrap();
     assert_near("left", pixel(&image, S, 10, 64), [0; 3], 4);
     assert_near("right", pixel(&image, S, 117, 64), [255; 3], 4);
+}
+
+#[test]
+fn the_resize_matches_pillow_to_the_byte() {
+    // tests/fixtures/README.md: a 45x31 PNG and Pillow's BILINEAR resizes of it, shrinking,
+    // enlarging, both at once, one axis only, and the two orders of the passes.
+    let input = image::load_from_memory(&fixture_file("resize_input.png")).unwrap().into_rgb8();
+    assert_eq!(input.dimensions(), (45, 31));
+    for (w, h) in [(16, 16), (60, 20), (45, 10), (40, 8), (128, 128)] {
+        let want = image::load_from_memory(&fixture_file(&format!("resize_pil_{w}x{h}.png"))).unwrap().into_rgb8();
+        let got = resize_rgb(input.as_raw(), 45, 31, w as usize, h as usize);
+        assert_eq!(got, want.as_raw().as_slice(), "{w}x{h}");
+    }
+    // PNG decoding is lossless, so the whole path from the file gives Pillow's bytes too.
+    let want = image::load_from_memory(&fixture_file("resize_pil_128x128.png")).unwrap().into_rgb8();
+    assert_eq!(decode_image(&fixture_file("resize_input.png"), 128).unwrap(), want.into_raw());
+    // Same size: a copy.
+    assert_eq!(resize_rgb(input.as_raw(), 45, 31, 45, 31), input.as_raw().as_slice());
 }
 
 #[test]

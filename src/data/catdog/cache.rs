@@ -310,7 +310,7 @@ impl CatDog {
         let offset = self.layout.slot(u64::from(self.slots[i]));
         read_at(&self.file, out, offset).map_err(|e| CatDogError::Cache {
             path: self.cache_path.clone(),
-            reason: format!("reading image {i}: {e} (was the file cut short or replaced while in use?)"),
+            reason: format!("reading image {i}: {e} (was the file cut short while in use?)"),
         })
     }
     // ANCHOR_END: read_image

@@ -5,7 +5,7 @@
 //! never from the name; grayscale and CMYK photos are converted to RGB; anything that cannot be
 //! decoded is skipped with a [`SkipReason`].
 
-use image::imageops::{self, FilterType};
+use super::resize::resize_rgb;
 use image::{ImageError, ImageFormat, ImageReader, Limits};
 use std::fmt;
 use std::io::Cursor;
@@ -138,10 +138,9 @@ fn limits() -> Limits {
 /// row by row (HWC).
 ///
 /// The format comes from the content (a PNG named `.jpg` is a PNG). Grayscale, CMYK and images
-/// with alpha become RGB (alpha is dropped). The resize is a triangle (bilinear) filter whose
-/// support grows with the reduction factor, as PIL's `Image.resize(..., BILINEAR)`, so a large
-/// photo is averaged rather than sampled. The aspect ratio is not kept: the photo is squeezed
-/// into the square.
+/// with alpha become RGB (alpha is dropped). The resize is [`resize_rgb`], Pillow's bilinear
+/// filter: a large photo is averaged rather than sampled. The aspect ratio is not kept: the
+/// photo is squeezed into the square, as the PyTorch reference does.
 pub fn decode_image(bytes: &[u8], size: u32) -> Result<Vec<u8>, SkipReason> {
     if bytes.is_empty() {
         return Err(SkipReason::Empty);
@@ -153,8 +152,9 @@ pub fn decode_image(bytes: &[u8], size: u32) -> Result<Vec<u8>, SkipReason> {
     }
     reader.limits(limits()); // checked against the header before the pixels are allocated
     let image = reader.decode().map_err(|e| reason_for(&e))?;
-    let rgb = image.into_rgb8();
-    Ok(imageops::resize(&rgb, size, size, FilterType::Triangle).into_raw())
+    let (width, height) = (image.width() as usize, image.height() as usize);
+    let rgb = image.into_rgb8().into_raw();
+    Ok(resize_rgb(&rgb, width, height, size as usize, size as usize))
 }
 // ANCHOR_END: decode_image
 

@@ -6,7 +6,8 @@
 //! | step | file | what it does |
 //! | --- | --- | --- |
 //! | find | `scan.rs` | lists `PetImages/Cat/*.jpg` (label 0) and `PetImages/Dog/*.jpg` (label 1) |
-//! | decode | `decode.rs` | any JPEG or PNG, any colour type, to 128x128 RGB bytes; bad files are skipped and counted |
+//! | decode | `decode.rs` | any JPEG or PNG, any colour type, to RGB bytes; bad files are skipped and counted |
+//! | resize | `resize.rs` | to 128x128 with Pillow's bilinear filter, to the byte |
 //! | cache | `cache.rs` | all decoded images in one file beside the data, read back with positional reads |
 //! | split | `split.rs` | a seeded, class-balanced train/validation split |
 //! | batch | `batch.rs` | bytes to NHWC floats in [0, 1], with optional flips and crops |
@@ -32,6 +33,7 @@ mod cache;
 mod decode;
 mod extract;
 mod loader;
+mod resize;
 mod scan;
 mod split;
 
@@ -42,6 +44,7 @@ pub use decode::{
 };
 pub use extract::{ARCHIVE_NAME, Extracted, MAX_ENTRY_BYTES, extract_pet_images};
 pub use loader::{EpochBatches, Loader, LoaderOptions};
+pub use resize::resize_rgb;
 pub use scan::{Scan, SourceFile, find_pet_images};
 pub use split::{Split, sub_seed};
 
