@@ -207,6 +207,23 @@ fn the_end_marker_check_skips_embedded_thumbnails() {
 }
 
 #[test]
+fn progressive_and_restart_marker_jpegs_load_and_every_cut_is_caught() {
+    for name in ["progressive.jpg", "restart.jpg"] {
+        let bytes = fixture_file(name);
+        assert!(jpeg_reaches_end(&bytes), "{name}");
+        let image = decode_image(&bytes, S as u32).unwrap_or_else(|r| panic!("{name}: {r}"));
+        assert_near(name, pixel(&image, S, 0, 0), [0, 0, 0], 8);
+        assert_near(name, pixel(&image, S, 127, 127), [252, 235, 220], 8);
+        // Cut anywhere after the first scan starts (inside compressed data, inside the
+        // Huffman tables between progressive scans, inside a restart marker): truncated.
+        let first_scan = bytes.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        for cut in first_scan..bytes.len() - 1 {
+            assert!(!jpeg_reaches_end(&bytes[..cut]), "{name} cut at {cut} of {}", bytes.len());
+        }
+    }
+}
+
+#[test]
 fn skip_reasons_round_trip_through_their_codes() {
     let codes: BTreeSet<u8> = SkipReason::ALL.iter().map(|r| r.code()).collect();
     assert_eq!(codes.len(), SkipReason::ALL.len());
