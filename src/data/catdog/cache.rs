@@ -498,7 +498,7 @@ fn write_images(
         }
     };
     std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads.clamp(1, scan.files.len())).map(|_| s.spawn(work)).collect();
+        let workers: Vec<_> = (0..threads.min(scan.files.len()).max(1)).map(|_| s.spawn(work)).collect();
         workers.into_iter().try_for_each(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     })?;
     bar.finish_and_clear();

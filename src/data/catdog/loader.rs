@@ -2,7 +2,7 @@
 
 use super::split::sub_seed;
 use super::{Batch, CatDog, CatDogError};
-use crate::tensor::init::rng;
+use crate::tensor::init::{Rng, rng};
 use rand::seq::SliceRandom;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
@@ -95,7 +95,7 @@ impl Loader {
     pub fn order(&self, epoch: u64) -> Vec<usize> {
         let mut order = self.indices.clone();
         if self.options.shuffle {
-            order.shuffle(&mut rng(sub_seed(self.options.seed, 1, epoch)));
+            order.shuffle(&mut order_rng(self.options.seed, epoch));
         }
         order
     }
@@ -111,7 +111,7 @@ impl Loader {
         let batches = self.batches_per_epoch();
         let worker = std::thread::spawn(move || {
             for (b, indices) in order.chunks(options.batch_size).take(batches).enumerate() {
-                let mut augment = options.augment.then(|| rng(sub_seed(options.seed, 2 + epoch, b as u64)));
+                let mut augment = options.augment.then(|| augment_rng(options.seed, epoch, b));
                 let batch = data.batch(indices, augment.as_mut());
                 let failed = batch.is_err();
                 if tx.send(batch).is_err() || failed {
@@ -122,6 +122,17 @@ impl Loader {
         EpochBatches { rx: Some(rx), worker: Some(worker), remaining: batches }
     }
     // ANCHOR_END: epoch
+}
+
+/// The generator that shuffles epoch `epoch` of a run seeded with `seed`.
+fn order_rng(seed: u64, epoch: u64) -> Rng {
+    rng(sub_seed(seed, 1, epoch))
+}
+
+/// The generator that augments batch `b` of epoch `epoch` (a stream of its own, unrelated to the
+/// shuffles and to the other batches).
+fn augment_rng(seed: u64, epoch: u64, b: usize) -> Rng {
+    rng(sub_seed(sub_seed(seed, 2, epoch), 3, b as u64))
 }
 
 /// The batches of one epoch, from [`Loader::epoch`]. A read error ends the epoch after being
