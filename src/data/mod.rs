@@ -4,6 +4,9 @@
 //! `$SIMD_CNN_DATA/<set>`, else `data/<set>` (see [`default_dir`]).
 
 pub mod download;
+
+#[cfg(feature = "ch9")]
+pub mod catdog;
 pub mod mnist;
 
 use std::path::PathBuf;
