@@ -39,3 +39,6 @@ pub mod data;
 pub mod model;
 #[cfg(feature = "ch3")]
 pub mod train;
+
+#[cfg(feature = "ch9")]
+pub mod checkpoint;
