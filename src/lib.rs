@@ -42,3 +42,5 @@ pub mod train;
 
 #[cfg(feature = "ch9")]
 pub mod checkpoint;
+#[cfg(feature = "ch9")]
+pub mod plot;

@@ -1,4 +1,4 @@
-//! Chapter 9: checkpoints (the two safetensors files of a run).
+//! Chapter 9: checkpoints (the two safetensors files of a run) and the training-curve picture.
 //!
 //! The files must round-trip bit for bit, resume a run exactly, be what the safetensors format
 //! specifies byte for byte with PyTorch's `state_dict` names and shapes, load in Python's
@@ -8,10 +8,12 @@ mod common;
 
 use common::rand_vec;
 use simd_cnn::checkpoint::{
-    CheckpointError, Hyperparameters, TrainState, encode, load, load_weights, save, state_dict_shapes, state_path,
+    self, CheckpointError, EpochMetrics, Hyperparameters, TrainState, encode, load, load_weights, save,
+    state_dict_shapes, state_path,
 };
 use simd_cnn::kernels::Kernels;
 use simd_cnn::model::CatDogCnn;
+use simd_cnn::plot::training_curves;
 use simd_cnn::tensor::Tensor;
 use simd_cnn::tensor::layout::hwio_to_oihw;
 use simd_cnn::train::Sgd;
@@ -580,4 +582,96 @@ print(json.dumps({"tensors": out, "format": meta.get("format")}))
         assert_eq!(got, want, "{name}: values");
     }
     println!("python's safetensors read {} tensors from {}", tensors.len(), path.display());
+}
+
+// ------------------------------------------------------------------------------------ pictures
+
+fn history(epochs: usize, validation: bool) -> Vec<EpochMetrics> {
+    (1..=epochs)
+        .map(|e| {
+            let t = e as f64;
+            EpochMetrics {
+                epoch: e,
+                train_loss: 0.7 / t.sqrt(),
+                train_accuracy: 1.0 - 0.45 / t,
+                val_loss: validation.then_some(0.72 / t.powf(0.3)),
+                val_accuracy: validation.then_some(1.0 - 0.48 / t.powf(0.4)),
+                seconds: 60.0,
+            }
+        })
+        .collect()
+}
+
+/// The `points` attribute of every `<polyline>` drawn in `color` (an SVG colour, `#RRGGBB`).
+fn polylines(svg: &str, color: &str) -> Vec<usize> {
+    svg.split("<polyline")
+        .skip(1)
+        .map(|rest| &rest[..rest.find("/>").unwrap()])
+        .filter(|tag| tag.to_uppercase().contains(color))
+        .map(|tag| {
+            let points = tag.split("points=\"").nth(1).unwrap();
+            points[..points.find('"').unwrap()].split_whitespace().count()
+        })
+        .collect()
+}
+
+/// Every element opened is closed, in order: the SVG is well formed as XML (no attribute with
+/// `<` or `>` in it, which the backend escapes).
+fn assert_well_formed(svg: &str) {
+    assert!(svg.trim_start().starts_with("<svg"), "does not start with <svg");
+    let mut open: Vec<&str> = Vec::new();
+    for tag in svg.split('<').skip(1) {
+        let tag = &tag[..tag.find('>').expect("a tag is not closed")];
+        if let Some(name) = tag.strip_prefix('/') {
+            assert_eq!(open.pop(), Some(name.trim()), "</{name}> closes another element");
+        } else if !tag.ends_with('/') && !tag.starts_with('?') && !tag.starts_with('!') {
+            open.push(tag.split_whitespace().next().unwrap());
+        }
+    }
+    assert!(open.is_empty(), "elements left open: {open:?}");
+}
+
+#[test]
+fn training_curves_draw_every_series() {
+    let dir = tempdir();
+    for (epochs, validation) in [(1, true), (2, false), (40, true)] {
+        let path = dir.path().join(format!("curves_{epochs}.svg"));
+        training_curves(&history(epochs, validation), &path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert_well_formed(&svg);
+        for label in ["Loss", "Accuracy", "epoch", "train loss", "train accuracy"] {
+            assert!(svg.contains(label), "{epochs} epochs: no `{label}`");
+        }
+        // Per colour: one line through every epoch per panel, and one legend sample (2 points).
+        let want: Vec<usize> = vec![epochs, 2, epochs, 2];
+        assert_eq!(polylines(&svg, "#0072B2"), want, "{epochs} epochs: training lines");
+        let want = if validation { want } else { vec![] };
+        assert_eq!(polylines(&svg, "#E69F00"), want, "{epochs} epochs: validation lines");
+        assert_eq!(svg.contains("validation accuracy"), validation);
+    }
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 3, "temporary files left behind: {names:?}");
+}
+
+#[test]
+fn training_curves_need_an_epoch() {
+    let dir = tempdir();
+    let path = dir.path().join("empty.svg");
+    let e = training_curves(&[], &path).unwrap_err();
+    assert!(e.to_string().contains("no epoch"), "{e}");
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_checkpoint_history_draws() {
+    // The curves of a resumed run come from its checkpoint.
+    let dir = tempdir();
+    let path = dir.path().join("catdog.safetensors");
+    let (model, sgd, mut state) = trained(8, 8, 0.9);
+    state.history = history(5, true);
+    save(&path, &model, &sgd, &state).unwrap();
+    let (_, _, state) = checkpoint::load(&path, None).unwrap();
+    let svg_path = dir.path().join("curves.svg");
+    training_curves(&state.history, &svg_path).unwrap();
+    assert_eq!(polylines(&std::fs::read_to_string(&svg_path).unwrap(), "#0072B2"), vec![5, 2, 5, 2]);
 }
