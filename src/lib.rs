@@ -42,3 +42,8 @@ pub mod train;
 
 #[cfg(feature = "ch8")]
 pub mod parallel;
+
+#[cfg(feature = "ch9")]
+pub mod checkpoint;
+#[cfg(feature = "ch9")]
+pub mod plot;

@@ -66,6 +66,17 @@ impl EpochStats {
     pub fn accuracy(&self) -> f64 {
         if self.seen == 0 { 0.0 } else { self.correct as f64 / self.seen as f64 }
     }
+
+    /// The running sums `(sum_b(loss_b * size_b), correct, seen)`, which a checkpoint saved in
+    /// the middle of an epoch keeps so that the epoch's figures come out the same after a resume.
+    pub fn sums(&self) -> (f64, usize, usize) {
+        (self.loss_sum, self.correct, self.seen)
+    }
+
+    /// Statistics restored from [`EpochStats::sums`].
+    pub fn from_sums(loss_sum: f64, correct: usize, seen: usize) -> Self {
+        EpochStats { loss_sum, correct, seen }
+    }
 }
 // ANCHOR_END: epoch_stats
 
