@@ -33,7 +33,7 @@ use crate::data::download::write_atomic;
 use crate::model::{CatDogCnn, StepStats};
 use crate::tensor::Tensor;
 use crate::tensor::layout::{hwio_to_oihw, oihw_to_hwio};
-use crate::train::{EpochStats, Sgd};
+use crate::train::{EpochStats, LrSchedule, Sgd};
 use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use serde_json::{Value, json};
@@ -122,6 +122,13 @@ pub struct Hyperparameters {
     pub augment: bool,
     /// The fraction of the training images held out for validation, in [0, 1).
     pub val_fraction: f64,
+    /// Epochs the run was asked for.
+    pub epochs: usize,
+    /// The learning rate the schedule starts from (the optimiser holds the current one).
+    pub base_lr: f32,
+    pub schedule: LrSchedule,
+    /// Only this many images of the data set (a seeded choice), if set.
+    pub limit: Option<usize>,
 }
 
 /// What one epoch measured.
@@ -318,6 +325,10 @@ fn state_metadata(sgd: &Sgd, state: &TrainState) -> BTreeMap<&'static str, Strin
         ("batch_size", state.hyper.batch_size.to_string()),
         ("augment", state.hyper.augment.to_string()),
         ("val_fraction", state.hyper.val_fraction.to_string()),
+        ("epochs", state.hyper.epochs.to_string()),
+        ("base_lr", state.hyper.base_lr.to_string()),
+        ("schedule", state.hyper.schedule.to_string()),
+        ("limit", state.hyper.limit.map_or("none".to_string(), |n| n.to_string())),
         ("epoch_loss_sum", loss_sum.to_string()),
         ("epoch_correct", correct.to_string()),
         ("epoch_seen", seen.to_string()),
@@ -462,10 +473,19 @@ fn read_state(file: &File) -> Result<(Sgd, TrainState), CheckpointError> {
     } else if let Some(name) = file.header.tensors().into_keys().next() {
         return Err(CheckpointError::UnexpectedTensor { path: file.path.clone(), name });
     }
+    let limit = match file.meta("limit")? {
+        "none" => None,
+        _ => Some(file.parse("limit")?),
+    };
+    let schedule = file.meta("schedule")?.parse().map_err(|e: String| file.metadata_error(e))?;
     let hyper = Hyperparameters {
         batch_size: file.parse("batch_size")?,
         augment: file.parse("augment")?,
         val_fraction: file.parse("val_fraction")?,
+        epochs: file.parse("epochs")?,
+        base_lr: file.parse("base_lr")?,
+        schedule,
+        limit,
     };
     if hyper.batch_size == 0 || !(0.0..1.0).contains(&hyper.val_fraction) {
         return Err(file.metadata_error(format!(

@@ -5,6 +5,9 @@
 //! 127.0.0.1 and that can cut a transfer half-way, ignore `Range`, or answer 404. The real data
 //! set is read when `SIMD_CNN_DATA` has it.
 
+mod common;
+
+use common::http::{Quirk, Server, dead_url};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
@@ -12,11 +15,9 @@ use simd_cnn::data::download::{DownloadError, DownloadOptions, Downloaded, downl
 use simd_cnn::data::mnist::{FILES, IMAGE_LEN, IdxKind, Mnist, MnistError, MnistFile, download_missing};
 use simd_cnn::model::StepStats;
 use simd_cnn::train::{EpochOrder, EpochStats, LossGuard, argmax};
-use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::collections::HashSet;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use tempfile::TempDir;
 
 // ------------------------------------------------------------------ building IDX files
@@ -259,125 +260,6 @@ fn the_real_training_pixels_have_the_mean_and_std_used_to_normalise() {
 
 // ------------------------------------------------------------------ a small HTTP server
 
-/// What the server does with the next request for a path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Quirk {
-    /// Send the headers and half of the body, then close the connection.
-    CutHalfway,
-    /// Answer a `Range` request with the whole file and status 200.
-    IgnoreRange,
-}
-
-#[derive(Default)]
-struct ServerState {
-    files: HashMap<String, Vec<u8>>,
-    /// Quirks applied once each, to the next request for the path.
-    quirks: HashMap<String, Quirk>,
-    /// Every request seen: path and `Range` header.
-    requests: Vec<(String, Option<String>)>,
-}
-
-/// An HTTP/1.1 server on 127.0.0.1 that serves in-memory files with `Range` support, one
-/// connection at a time, and closes every connection after one response.
-struct Server {
-    addr: SocketAddr,
-    state: Arc<Mutex<ServerState>>,
-}
-
-impl Server {
-    fn start(files: impl IntoIterator<Item = (String, Vec<u8>)>) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(ServerState { files: files.into_iter().collect(), ..Default::default() }));
-        let shared = Arc::clone(&state);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                // A client that hangs up early is its own business; serve the next one.
-                let _ = serve(stream, &shared);
-            }
-        });
-        Server { addr, state }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn set_quirk(&self, path: &str, quirk: Quirk) {
-        self.state.lock().unwrap().quirks.insert(path.to_string(), quirk);
-    }
-
-    fn requests(&self) -> Vec<(String, Option<String>)> {
-        self.state.lock().unwrap().requests.clone()
-    }
-}
-
-fn serve(stream: TcpStream, state: &Mutex<ServerState>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let mut range = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.trim().eq_ignore_ascii_case("range")
-        {
-            range = Some(value.trim().to_string());
-        }
-    }
-    let (file, quirk) = {
-        let mut state = state.lock().unwrap();
-        state.requests.push((path.clone(), range.clone()));
-        let quirk = state.quirks.remove(&path);
-        (state.files.get(&path).cloned(), quirk)
-    };
-    let mut out = stream;
-    let Some(file) = file else {
-        return out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    };
-    let start = match (&range, quirk) {
-        (Some(r), q) if q != Some(Quirk::IgnoreRange) => {
-            r.strip_prefix("bytes=").and_then(|r| r.strip_suffix('-')).and_then(|s| s.parse::<usize>().ok())
-        }
-        _ => None,
-    };
-    let len = file.len();
-    let (head, body) = match start {
-        Some(s) if s >= len => (
-            format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\n"),
-            &[][..],
-        ),
-        Some(s) => (
-            format!(
-                "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {s}-{}/{len}\r\nContent-Length: {}\r\n",
-                len - 1,
-                len - s
-            ),
-            &file[s..],
-        ),
-        None => (format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n"), &file[..]),
-    };
-    out.write_all(format!("{head}Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n").as_bytes())?;
-    if quirk == Some(Quirk::CutHalfway) {
-        out.write_all(&body[..body.len() / 2])?;
-        out.flush()?;
-        return out.shutdown(std::net::Shutdown::Both);
-    }
-    out.write_all(body)
-}
-
-/// A URL on which nothing listens: bind a port, then free it.
-fn dead_url() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    format!("http://{addr}/mnist/")
-}
-
 fn quiet() -> DownloadOptions {
     DownloadOptions { progress: false, ..DownloadOptions::default() }
 }
@@ -505,7 +387,7 @@ fn http_errors_and_unreachable_hosts_are_one_line_each() {
     assert!(matches!(e, DownloadError::Status { status: 404, .. }), "{e}");
     assert!(e.to_string().contains("HTTP 404") && e.to_string().contains("/nothing.bin"), "{e}");
 
-    let e = download_with(&format!("{}f.bin", dead_url()), &dest, None, &quiet()).unwrap_err();
+    let e = download_with(&format!("{}f.bin", dead_url("/mnist/")), &dest, None, &quiet()).unwrap_err();
     assert!(matches!(e, DownloadError::Unreachable { .. }), "{e}");
     let message = e.to_string();
     assert!(!message.contains('\n'), "{message}");
@@ -612,7 +494,7 @@ fn a_cut_mnist_download_is_resumed_by_the_next_call() {
 fn the_next_mirror_is_tried_when_one_fails() {
     let (server, files, _) = served_mnist();
     let dir = tempfile::tempdir().unwrap();
-    let mirrors = [dead_url(), server.url("/not-here/"), server.url("/mnist/")];
+    let mirrors = [dead_url("/mnist/"), server.url("/not-here/"), server.url("/mnist/")];
     assert_eq!(download_missing(dir.path(), &mirrors, &files).unwrap().len(), 4);
     assert!(Mnist::load(dir.path()).is_ok());
 }
@@ -620,7 +502,7 @@ fn the_next_mirror_is_tried_when_one_fails() {
 #[test]
 fn without_network_the_message_says_which_files_to_put_where() {
     let dir = tempfile::tempdir().unwrap();
-    let e = download_missing(dir.path(), &[dead_url(), dead_url()], &FILES).unwrap_err();
+    let e = download_missing(dir.path(), &[dead_url("/mnist/"), dead_url("/mnist/")], &FILES).unwrap_err();
     let message = e.to_string();
     assert!(!message.contains('\n'), "{message}");
     assert!(message.starts_with("cannot download MNIST"), "{message}");

@@ -16,7 +16,7 @@ use simd_cnn::model::CatDogCnn;
 use simd_cnn::plot::training_curves;
 use simd_cnn::tensor::Tensor;
 use simd_cnn::tensor::layout::hwio_to_oihw;
-use simd_cnn::train::Sgd;
+use simd_cnn::train::{LrSchedule, Sgd};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -35,7 +35,15 @@ const PYTORCH_STATE_DICT: [(&str, &[usize]); 10] = [
     ("fc2.bias", &[1]),
 ];
 
-const HYPER: Hyperparameters = Hyperparameters { batch_size: 4, augment: true, val_fraction: 0.1 };
+const HYPER: Hyperparameters = Hyperparameters {
+    batch_size: 4,
+    augment: true,
+    val_fraction: 0.1,
+    epochs: 12,
+    base_lr: 0.05,
+    schedule: LrSchedule::Cosine,
+    limit: Some(2000),
+};
 
 // -------------------------------------------------------------------------------------- helpers
 

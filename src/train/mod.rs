@@ -4,6 +4,13 @@ mod epoch;
 mod evaluate;
 mod sgd;
 
+#[cfg(feature = "ch9")]
+pub mod catdog;
+#[cfg(feature = "ch9")]
+mod schedule;
+
 pub use epoch::{Divergence, EpochOrder, EpochStats, LossGuard};
 pub use evaluate::{MnistEvaluator, argmax};
+#[cfg(feature = "ch9")]
+pub use schedule::LrSchedule;
 pub use sgd::Sgd;

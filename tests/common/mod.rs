@@ -2,6 +2,10 @@
 //! finite differences, and the loop over every instruction set this CPU has.
 #![allow(dead_code)]
 
+pub mod http;
+#[cfg(feature = "ch9")]
+pub mod images;
+
 use simd_cnn::kernels::{Isa, IsaError, Kernels};
 use simd_cnn::tensor::Tensor;
 use simd_cnn::tensor::init::{rng, uniform};

@@ -32,6 +32,7 @@ mod batch;
 mod cache;
 mod decode;
 mod extract;
+mod fetch;
 mod loader;
 mod resize;
 mod scan;
@@ -43,6 +44,7 @@ pub use decode::{
     MAX_DECODED_BYTES, MAX_FILE_BYTES, MAX_SIDE, SkipCounts, SkipReason, decode_file, decode_image, jpeg_reaches_end,
 };
 pub use extract::{ARCHIVE_NAME, Extracted, MAX_ENTRY_BYTES, extract_pet_images};
+pub use fetch::{ARCHIVE_URL, ARCHIVE_URL_ENV, Fetched, archive_url, fetch};
 pub use loader::{EpochBatches, Loader, LoaderOptions};
 pub use resize::resize_rgb;
 pub use scan::{Scan, SourceFile, find_pet_images};
@@ -80,6 +82,8 @@ pub enum CatDogError {
     Archive { path: PathBuf, reason: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Download(Box<crate::data::download::DownloadError>),
 }
 
 impl CatDogError {

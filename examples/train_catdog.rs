@@ -1,0 +1,380 @@
+//! Trains the cat/dog network: finds (or downloads) the photos, trains, validates after every
+//! epoch, saves a checkpoint PyTorch can load, and draws the curves.
+//!
+//! ```text
+//! cargo run --release --example train_catdog                      # the original recipe
+//! cargo run --release --example train_catdog -- --augment --momentum 0.9 --schedule cosine --epochs 20
+//! cargo run --release --example train_catdog -- --resume runs/catdog.safetensors
+//! ```
+//!
+//! Ctrl-C saves the exact position and exits; `--resume` continues from there, and a run
+//! killed outright loses at most the epoch it was in.
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use simd_cnn::checkpoint::{EpochMetrics, state_path};
+use simd_cnn::data::catdog::{self, CatDog, archive_url, find_pet_images};
+use simd_cnn::data::download::{DownloadOptions, write_atomic};
+use simd_cnn::kernels::Isa;
+use simd_cnn::plot::training_curves;
+use simd_cnn::train::LrSchedule;
+use simd_cnn::train::catdog::{Config, Event, Outcome, Trainer};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+#[derive(Parser, Debug)]
+#[command(about = "Train the cat/dog CNN (conv 3->32->64->128, dense 32768->128->1) on the Kaggle/Microsoft photos")]
+struct Args {
+    /// Folder holding PetImages/Cat and PetImages/Dog [default: $SIMD_CNN_DATA/catdog, else data/catdog]
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 0.01)]
+    lr: f32,
+    /// SGD momentum (PyTorch's definition); 0 is plain SGD
+    #[arg(long, default_value_t = 0.0)]
+    momentum: f32,
+    /// How the learning rate changes over the run
+    #[arg(long, default_value_t = LrSchedule::Constant)]
+    schedule: LrSchedule,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Random horizontal flips and crops of the training images
+    #[arg(long)]
+    augment: bool,
+    /// Fraction of the photos held out for validation
+    #[arg(long, default_value_t = 0.2)]
+    val_fraction: f64,
+    /// Use only N photos (a seeded choice), for quick runs
+    #[arg(long)]
+    limit: Option<usize>,
+    /// scalar, sse, avx2 or avx512 [default: the best this CPU has]
+    #[arg(long)]
+    isa: Option<Isa>,
+    /// Threads [default: one per core]
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Checkpoint written after every epoch and on Ctrl-C; the training state goes beside it
+    #[arg(long, default_value = "runs/catdog.safetensors")]
+    save: PathBuf,
+    /// Continue the run saved in this checkpoint
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Write a summary of the run as JSON here
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+    /// Download the photos without asking if they are missing
+    #[arg(long)]
+    download: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Error = Box<dyn std::error::Error>;
+
+fn run(args: &Args) -> Result<ExitCode, Error> {
+    let dir = args.data.clone().unwrap_or_else(|| simd_cnn::data::default_dir("catdog"));
+    ensure_photos(&dir, args.download)?;
+    for path in [Some(&args.save), args.json_out.as_ref()].into_iter().flatten() {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+    }
+    let data = CatDog::open(&dir)?;
+    let config = Config {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        momentum: args.momentum,
+        schedule: args.schedule,
+        seed: args.seed,
+        augment: args.augment,
+        val_fraction: args.val_fraction,
+        limit: args.limit,
+        threads: args.threads.unwrap_or(Config::default().threads),
+        isa: args.isa,
+        save: Some(args.save.clone()),
+    };
+    let mut trainer = match &args.resume {
+        Some(path) => Trainer::resume(path, config, data)?,
+        None => Trainer::new(config, data)?,
+    };
+    describe(&trainer, &dir, args);
+
+    // Ctrl-C once: finish the step, save, exit. Twice: exit at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let presses = Arc::new(AtomicUsize::new(0));
+    let (s, p) = (stop.clone(), presses.clone());
+    ctrlc::set_handler(move || {
+        if p.fetch_add(1, Ordering::SeqCst) > 0 {
+            eprintln!("\ninterrupted twice: exiting without saving");
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: saving after this step (press Ctrl-C again to exit at once)");
+        s.store(true, Ordering::SeqCst);
+    })?;
+
+    let outputs = Outputs::beside(&args.save);
+    let mut bar = ProgressBar::hidden();
+    let mut failure: Option<Error> = None;
+    let mut history = trainer.state().history.clone();
+    // ANCHOR: events
+    let outcome = trainer.run(&stop, &mut |event| match event {
+        Event::EpochStart { epoch, batches, skip } => {
+            bar = epoch_bar(epoch, args.epochs, batches, skip);
+        }
+        Event::Step { running, images_per_second, .. } => {
+            bar.set_message(format!(
+                "loss {:.4}  acc {:.3}  {:.0} img/s",
+                running.mean_loss(),
+                running.accuracy(),
+                images_per_second
+            ));
+            bar.inc(1);
+        }
+        Event::EpochEnd { metrics } => {
+            bar.finish_and_clear();
+            println!("{}", epoch_line(metrics, args.epochs));
+            history.push(*metrics);
+            if let Err(e) = outputs.write(&history) {
+                failure.get_or_insert(e);
+            }
+        }
+        Event::Saved { .. } => {}
+    });
+    // ANCHOR_END: events
+    bar.finish_and_clear();
+    let outcome = outcome?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    match outcome {
+        Outcome::Stopped { epoch, batch } => {
+            println!(
+                "stopped in epoch {epoch} after batch {batch}; saved to {} (and {}). Continue with --resume {}",
+                args.save.display(),
+                state_path(&args.save).display(),
+                args.save.display()
+            );
+            Ok(ExitCode::from(130))
+        }
+        Outcome::Finished => {
+            let summary = summary(&trainer, args);
+            println!(
+                "validation accuracy {:.4} after {} epochs; {:.0} s of training, {:.0} images/s on {} threads ({})",
+                summary["val_accuracy"].as_f64().unwrap_or(f64::NAN),
+                trainer.state().epoch,
+                summary["train_seconds"].as_f64().unwrap_or(0.0),
+                summary["images_per_second"].as_f64().unwrap_or(0.0),
+                trainer.threads(),
+                trainer.kernels().isa(),
+            );
+            println!("weights: {}  curves: {}", args.save.display(), outputs.curves.display());
+            if let Some(path) = &args.json_out {
+                write_atomic(path, serde_json::to_string_pretty(&summary)?.as_bytes())
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                println!("wrote {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The per-epoch metrics (JSON lines) and the curves (SVG), beside the checkpoint.
+struct Outputs {
+    metrics: PathBuf,
+    curves: PathBuf,
+}
+
+impl Outputs {
+    fn beside(save: &Path) -> Outputs {
+        let stem = save.with_extension("");
+        Outputs { metrics: stem.with_extension("metrics.jsonl"), curves: stem.with_extension("curves.svg") }
+    }
+
+    /// Rewrites both files from the history of the run.
+    fn write(&self, history: &[EpochMetrics]) -> Result<(), Error> {
+        if history.is_empty() {
+            return Ok(());
+        }
+        let mut lines = String::new();
+        for m in history {
+            lines.push_str(&epoch_json(m).to_string());
+            lines.push('\n');
+        }
+        write_atomic(&self.metrics, lines.as_bytes()).map_err(|e| format!("{}: {e}", self.metrics.display()))?;
+        training_curves(history, &self.curves)?;
+        Ok(())
+    }
+}
+
+fn epoch_json(m: &EpochMetrics) -> serde_json::Value {
+    json!({
+        "epoch": m.epoch,
+        "train_loss": m.train_loss,
+        "train_accuracy": m.train_accuracy,
+        "val_loss": m.val_loss,
+        "val_accuracy": m.val_accuracy,
+        "seconds": m.seconds,
+    })
+}
+
+fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
+    let val = match (m.val_loss, m.val_accuracy) {
+        (Some(l), Some(a)) => format!("val loss {l:.4} acc {a:.4}"),
+        _ => "no validation images".to_string(),
+    };
+    format!(
+        "epoch {:>2}/{epochs}: train loss {:.4} acc {:.4} | {val} | {:.1} s",
+        m.epoch, m.train_loss, m.train_accuracy, m.seconds
+    )
+}
+
+fn epoch_bar(epoch: usize, epochs: usize, batches: usize, skip: usize) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(batches as u64).with_position(skip as u64);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} {wide_bar} {pos}/{len} {msg} ({eta})")
+            .expect("the template is valid"),
+    );
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
+
+/// Says what is about to happen: where the photos are, what was skipped, on what hardware.
+fn describe(trainer: &Trainer, dir: &Path, args: &Args) {
+    let data = trainer.data();
+    let origin = match data.origin() {
+        catdog::CacheOrigin::Opened => "opened",
+        catdog::CacheOrigin::Built => "built",
+    };
+    println!(
+        "photos: {} ({} decoded: {} cats, {} dogs; cache {origin}: {})",
+        dir.display(),
+        data.len(),
+        data.count(catdog::CAT),
+        data.count(catdog::DOG),
+        data.cache_path().display()
+    );
+    let skipped = data.skipped();
+    if skipped.total() > 0 {
+        let reasons: Vec<String> = catdog::SkipReason::ALL
+            .iter()
+            .filter(|&&r| skipped.get(r) > 0)
+            .map(|&r| format!("{} {}", skipped.get(r), r.describe()))
+            .collect();
+        println!("skipped {} files that are not usable photos: {}", skipped.total(), reasons.join(", "));
+    }
+    let split = trainer.split();
+    let c = trainer.config();
+    println!(
+        "training on {} photos, validating on {}; {} epochs of {} batches of {}, lr {} ({}), momentum {}{}",
+        split.train.len(),
+        split.val.len(),
+        c.epochs,
+        trainer.batches_per_epoch(),
+        c.batch_size,
+        c.lr,
+        c.schedule,
+        c.momentum,
+        if c.augment { ", augmented" } else { "" }
+    );
+    println!(
+        "kernels: {} ({} lanes), {} threads",
+        trainer.kernels().isa(),
+        trainer.kernels().isa().lanes(),
+        trainer.threads()
+    );
+    if let Some(path) = &args.resume {
+        let s = trainer.state();
+        println!("resuming {}: {} epochs and {} batches done", path.display(), s.epoch, s.batch);
+    }
+}
+
+/// When the photos are missing: download them (after asking, unless `--download`), or say
+/// where to put them.
+fn ensure_photos(dir: &Path, download: bool) -> Result<(), Error> {
+    if find_pet_images(dir).is_ok() {
+        return Ok(());
+    }
+    let url = archive_url();
+    let by_hand = format!(
+        "put the photos in {}/PetImages/Cat and {}/PetImages/Dog (unzip {url} there), or point --data or SIMD_CNN_DATA at a folder that has them (see data/README.md)",
+        dir.display(),
+        dir.display()
+    );
+    let asked =
+        download || ask(&format!("No photos in {}. Download them (about 790 MB) from {url}? [y/N] ", dir.display()));
+    if !asked {
+        return Err(format!("no photos in {}: {by_hand}", dir.display()).into());
+    }
+    let fetched = catdog::fetch(&url, dir, &DownloadOptions::default()).map_err(|e| format!("{e}; or {by_hand}"))?;
+    println!(
+        "downloaded {} bytes (SHA-256 {}), extracted {} photos to {}",
+        fetched.download.bytes,
+        fetched.download.sha256,
+        fetched.extracted.files,
+        fetched.extracted.root.display()
+    );
+    Ok(())
+}
+
+/// Asks a yes/no question on the terminal; without one, the answer is no.
+fn ask(question: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+/// The summary JSON: the figures of the issue and everything needed to reproduce the run.
+fn summary(trainer: &Trainer, args: &Args) -> serde_json::Value {
+    let s = trainer.state();
+    let c = trainer.config();
+    let train_seconds: f64 = s.history.iter().map(|m| m.seconds).sum();
+    let images = (s.history.len() * trainer.batches_per_epoch() * c.batch_size) as f64;
+    let last = s.history.last();
+    let best = s.history.iter().filter_map(|m| m.val_accuracy).fold(f64::NAN, f64::max);
+    json!({
+        "val_accuracy": last.and_then(|m| m.val_accuracy),
+        "best_val_accuracy": if best.is_nan() { None } else { Some(best) },
+        "val_loss": last.and_then(|m| m.val_loss),
+        "train_seconds": train_seconds,
+        "images_per_second": images / train_seconds.max(1e-9),
+        "isa": trainer.kernels().isa().name(),
+        "threads": trainer.threads(),
+        "skipped_files": trainer.data().skipped().total(),
+        "train_images": trainer.split().train.len(),
+        "val_images": trainer.split().val.len(),
+        "epochs": s.epoch,
+        "batch_size": c.batch_size,
+        "lr": c.lr,
+        "momentum": c.momentum,
+        "schedule": c.schedule.to_string(),
+        "augment": c.augment,
+        "seed": c.seed,
+        "limit": c.limit,
+        "weights": args.save,
+        "per_epoch": s.history.iter().map(epoch_json).collect::<Vec<_>>(),
+    })
+}
