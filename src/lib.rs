@@ -46,4 +46,6 @@ pub mod parallel;
 #[cfg(feature = "ch9")]
 pub mod checkpoint;
 #[cfg(feature = "ch9")]
+pub mod pictures;
+#[cfg(feature = "ch9")]
 pub mod plot;

@@ -280,3 +280,34 @@ fn a_damaged_archive_is_refused_and_no_photos_appear() {
     assert!(!err.to_string().contains('\n'), "{err}");
     assert!(!dir.join("PetImages").exists(), "a damaged archive must leave no PetImages behind");
 }
+
+#[test]
+fn pictures_draw_each_filter_as_its_pattern_and_every_feature_map() {
+    use simd_cnn::kernels::Kernels;
+    use simd_cnn::model::CatDogCnn;
+    use simd_cnn::pictures::{conv1_filters, feature_maps};
+    let mut model = CatDogCnn::new(16, 16, 0);
+    // Filter 0: red weights rising from the left column (-1) to the right one (+1), every other
+    // weight 0: its tile must go from dark red on the left to bright red on the right.
+    let w = model.conv1.weight.value.as_mut_slice(); // [ky, kx, c_in, c_out]
+    for ky in 0..3 {
+        for kx in 0..3 {
+            for c in 0..3 {
+                w[((ky * 3 + kx) * 3 + c) * 32] = if c == 0 { kx as f32 - 1.0 } else { 0.0 };
+            }
+        }
+    }
+    let scale = 4;
+    let image = conv1_filters(&model, scale);
+    assert_eq!((image.width(), image.height()), (8 * (12 + 2) + 2, 4 * (12 + 2) + 2));
+    let at = |x: u32, y: u32| image.get_pixel(2 + x, 2 + y).0;
+    assert_eq!(at(0, 5)[0], 0, "the left column is the smallest weight");
+    assert_eq!(at(11, 5)[0], 255, "the right column is the largest");
+    assert_eq!(at(11, 5)[1], at(0, 5)[1], "green does not change across the tile");
+
+    let photo = vec![0.5f32; 16 * 16 * 3];
+    let [m1, m2, m3] = feature_maps(&mut model, Kernels::best().unwrap(), &photo);
+    assert_eq!((m1.width(), m1.height()), (8 * 18 + 2, 4 * 18 + 2), "32 maps of 16x16");
+    assert_eq!((m2.width(), m2.height()), (8 * 10 + 2, 8 * 10 + 2), "64 maps of 8x8");
+    assert_eq!((m3.width(), m3.height()), (16 * 6 + 2, 8 * 6 + 2), "128 maps of 4x4");
+}

@@ -1,0 +1,57 @@
+//! Draws what a trained network has learned: the 32 filters of its first convolution, and the
+//! feature maps its three convolutions make of one photo.
+//!
+//! ```text
+//! cargo run --release --example pictures -- --weights runs/catdog.safetensors --photo my_dog.jpg --out-dir runs/pictures
+//! ```
+use clap::Parser;
+use simd_cnn::checkpoint::load_weights;
+use simd_cnn::data::catdog::{decode_file, to_unit_f32};
+use simd_cnn::kernels::Kernels;
+use simd_cnn::pictures::{conv1_filters, feature_maps, save_png};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(about = "Draw conv1's filters and the feature maps of one photo as PNG")]
+struct Args {
+    #[arg(long)]
+    weights: PathBuf,
+    #[arg(long)]
+    photo: PathBuf,
+    #[arg(long, default_value = "runs/pictures")]
+    out_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    match run(&Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mut model = load_weights(&args.weights, None)?;
+    let (h, _) = model.image_size();
+    let pixels = decode_file(&args.photo, h as u32)
+        .map_err(|reason| format!("{}: {}", args.photo.display(), reason.describe()))?;
+    let mut x = vec![0.0; pixels.len()];
+    to_unit_f32(&pixels, &mut x);
+    std::fs::create_dir_all(&args.out_dir).map_err(|e| format!("{}: {e}", args.out_dir.display()))?;
+    let write = |name: &str, result: std::io::Result<()>| -> Result<(), Box<dyn std::error::Error>> {
+        let path = args.out_dir.join(name);
+        result.map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+        Ok(())
+    };
+    write("conv1_filters.png", save_png(&conv1_filters(&model, 12), &args.out_dir.join("conv1_filters.png")))?;
+    let maps = feature_maps(&mut model, Kernels::best()?, &x);
+    for (i, map) in maps.iter().enumerate() {
+        let name = format!("conv{}_maps.png", i + 1);
+        write(&name, save_png(map, &args.out_dir.join(&name)))?;
+    }
+    Ok(())
+}
