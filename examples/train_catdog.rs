@@ -176,7 +176,7 @@ fn run(args: &Args) -> Result<ExitCode, Error> {
         Outcome::Finished => {
             let summary = summary(&trainer, args);
             println!(
-                "validation accuracy {:.4} after {} epochs; {:.0} s of training, {:.0} images/s on {} threads ({})",
+                "validation accuracy {:.4} after {} epochs; {:.0} s of training, {:.0} images/s on {} thread(s) ({})",
                 summary["val_accuracy"].as_f64().unwrap_or(f64::NAN),
                 trainer.state().epoch,
                 summary["train_seconds"].as_f64().unwrap_or(0.0),

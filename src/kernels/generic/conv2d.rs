@@ -20,11 +20,14 @@
 
 use crate::kernels::Conv2dShape;
 use crate::kernels::simd::SimdF32;
+use crate::tensor::AlignedVec;
 
 /// Weights `[3, 3, c_in, c_out]` copied into `[3, 3, c_in, c_out_p]`, zero-padded to a whole
-/// number of vectors of output channels so that every weight load is a full vector.
-fn pack_weights(weight: &[f32], c_in: usize, c_out: usize, c_out_p: usize) -> Vec<f32> {
-    let mut packed = vec![0.0; 9 * c_in * c_out_p];
+/// number of vectors of output channels so that every weight load is a full vector, and
+/// 64-byte aligned so that no AVX-512 load straddles two cache lines. (All the kernels' scratch
+/// buffers are `AlignedVec`s for the same reason.)
+fn pack_weights(weight: &[f32], c_in: usize, c_out: usize, c_out_p: usize) -> AlignedVec {
+    let mut packed = AlignedVec::zeros(9 * c_in * c_out_p);
     for (src, dst) in weight.chunks_exact(c_out).zip(packed.chunks_exact_mut(c_out_p)) {
         dst[..c_out].copy_from_slice(src);
     }
@@ -35,8 +38,8 @@ fn pack_weights(weight: &[f32], c_in: usize, c_out: usize, c_out_p: usize) -> Ve
 /// The weights backward-input convolves with: `w'[ky, kx, co, ci] = w[2-ky, 2-kx, ci, co]`,
 /// the kernel turned by 180 degrees with input and output channels exchanged, and `ci` padded
 /// to `c_in_p`.
-fn pack_weights_transposed(weight: &[f32], c_in: usize, c_out: usize, c_in_p: usize) -> Vec<f32> {
-    let mut packed = vec![0.0; 9 * c_out * c_in_p];
+fn pack_weights_transposed(weight: &[f32], c_in: usize, c_out: usize, c_in_p: usize) -> AlignedVec {
+    let mut packed = AlignedVec::zeros(9 * c_out * c_in_p);
     for ky in 0..3 {
         for kx in 0..3 {
             let src = &weight[((2 - ky) * 3 + (2 - kx)) * c_in * c_out..][..c_in * c_out];
@@ -66,7 +69,7 @@ pub(crate) fn conv2d_forward<S: SimdF32, const PIX: usize, const COV: usize>(
     shape.check_forward(input, weight, bias, output);
     let c_out_p = shape.c_out.next_multiple_of(S::LANES);
     let packed = pack_weights(weight, shape.c_in, shape.c_out, c_out_p);
-    let mut bias_p = vec![0.0; c_out_p];
+    let mut bias_p = AlignedVec::zeros(c_out_p);
     bias_p[..shape.c_out].copy_from_slice(bias);
     conv3x3::<S, PIX, COV>(s, shape, input, &packed, &bias_p, output, fuse_relu);
 }
@@ -84,7 +87,7 @@ pub(crate) fn conv2d_backward_input<S: SimdF32, const PIX: usize, const COV: usi
     shape.check_backward_input(grad_output, weight, grad_input);
     let c_in_p = shape.c_in.next_multiple_of(S::LANES);
     let packed = pack_weights_transposed(weight, shape.c_in, shape.c_out, c_in_p);
-    let zero_bias = vec![0.0; c_in_p];
+    let zero_bias = AlignedVec::zeros(c_in_p);
     // The output gradient is the input of this convolution and the input gradient its output.
     let transposed = Conv2dShape { c_in: shape.c_out, c_out: shape.c_in, ..*shape };
     conv3x3::<S, PIX, COV>(s, &transposed, grad_output, &packed, &zero_bias, grad_input, false);
@@ -334,11 +337,11 @@ pub(crate) fn conv2d_backward_weight<S: SimdF32, const CIB: usize, const COV: us
     let Conv2dShape { n, h, w, c_in, c_out } = *shape;
     let c_out_p = c_out.next_multiple_of(S::LANES);
     let vectors = c_out_p / S::LANES;
-    let mut gw = vec![0.0f32; 9 * c_in * c_out_p];
-    let mut gb = vec![0.0f32; c_out_p];
+    let mut gw = AlignedVec::zeros(9 * c_in * c_out_p);
+    let mut gb = AlignedVec::zeros(c_out_p);
     // The tiles load whole vectors of the output gradient; when c_out is not a multiple of
     // LANES, each row is first copied into a zero-padded one.
-    let mut padded_row = vec![0.0f32; if c_out == c_out_p { 0 } else { w * c_out_p }];
+    let mut padded_row = AlignedVec::zeros(if c_out == c_out_p { 0 } else { w * c_out_p });
     let reduce = Reduce { w, c_in, c_out_p };
     for img in 0..n {
         for y in 0..h {

@@ -6,6 +6,7 @@
 
 use crate::kernels::LinearShape;
 use crate::kernels::simd::SimdF32;
+use crate::tensor::AlignedVec;
 
 /// Features per block in the forward pass: the transposed block of x (2048 features x 16
 /// images, 128 KB) stays in L2 while every output tile reads it, and the block of W an output
@@ -49,12 +50,12 @@ pub(crate) fn linear_forward<S: SimdF32, const OB: usize, const BV: usize, const
     let LinearShape { batch, in_features: d, out_features: m } = *shape;
     let bp = batch.next_multiple_of(S::LANES);
     let vectors = bp / S::LANES;
-    let mut yt = vec![0.0f32; m * bp];
+    let mut yt = AlignedVec::zeros(m * bp);
     for (row, &b) in yt.chunks_exact_mut(bp).zip(bias) {
         row.fill(b);
     }
     // Lanes past the batch stay zero: they are computed and thrown away.
-    let mut xt = vec![0.0f32; FORWARD_BLOCK.min(d) * bp];
+    let mut xt = AlignedVec::zeros(FORWARD_BLOCK.min(d) * bp);
     for k0 in (0..d).step_by(FORWARD_BLOCK) {
         let k1 = (k0 + FORWARD_BLOCK).min(d);
         for (b, row) in x.chunks_exact(d).enumerate() {
@@ -108,7 +109,8 @@ impl BatchTile {
     /// `O` weight rows gives its `KC` consecutive weights, so a row's cache line is used whole
     /// before the next row's is touched. (Walking all `O` rows one feature at a time would keep
     /// `O` lines of W live at once; rows of 32768 floats lie 128 KB apart, a power of two, so
-    /// those lines share one set of the 12-way L1 and the 16-way L2 and evict one another.)
+    /// those lines share one set of the 12-way L1 (indexed by the low 12 bits of the address,
+    /// the same for all of them) and evict one another.)
     ///
     /// # Safety
     /// `w` is `[m, d]`, `xt` is `[k1 - k0, bp]`, `yt` is `[m, bp]`, and the tile is inside them.
@@ -133,14 +135,18 @@ impl BatchTile {
             for k in (0..full).step_by(KC) {
                 let xv: [[S::V; V]; KC] =
                     std::array::from_fn(|kk| std::array::from_fn(|v| s.load(xt.add((k + kk) * bp + v * lanes))));
+                // Rows are separate streams the hardware prefetcher follows only loosely: ask for
+                // the line PREFETCH_AHEAD floats ahead (wrapping_add: the hint may point past the
+                // row, which is harmless).
                 for o in 0..O {
-                    let row = w.add(o * d + k);
-                    // Rows are separate streams the hardware prefetcher follows only loosely:
-                    // ask for the line PREFETCH_AHEAD floats ahead (wrapping_add: the hint may
-                    // point past the row, which is harmless).
-                    s.prefetch(row.wrapping_add(PREFETCH_AHEAD));
-                    for kk in 0..KC {
-                        let wv = s.splat(*row.add(kk));
+                    s.prefetch(w.add(o * d + k).wrapping_add(PREFETCH_AHEAD));
+                }
+                // Consecutive multiply-adds go to different accumulators, so none waits for the
+                // one before it; the whole body (O * KC * V of them) stays small enough for
+                // LLVM to unroll, which is what keeps `acc` in registers.
+                for kk in 0..KC {
+                    for o in 0..O {
+                        let wv = s.splat(*w.add(o * d + k + kk));
                         for v in 0..V {
                             acc[o][v] = s.mul_add(wv, xv[kk][v], acc[o][v]);
                         }

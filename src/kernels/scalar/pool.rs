@@ -27,11 +27,11 @@ pub fn max_pool2d_forward(s: &Pool2dShape, input: &[f32], output: &mut [f32]) {
                 for offset in &window(w)[1..] {
                     let pixel = &input[(top_left + offset) * c..][..c];
                     for (o, &v) in out.iter_mut().zip(pixel) {
-                        // `v > o` rather than `max`: the first maximum in scan order stays,
-                        // which is the input the backward pass sends the gradient to.
-                        if v > *o {
-                            *o = v;
-                        }
+                        // A select rather than an `if` that stores: the compiler turns it into
+                        // vector compares and blends. (Which of two equal values is kept does
+                        // not matter here; the backward pass looks for the first input that
+                        // equals the maximum.)
+                        *o = if v > *o { v } else { *o };
                     }
                 }
             }

@@ -6,10 +6,10 @@ use crate::kernels::{LinearShape, generic};
 // ANCHOR: linear
 #[target_feature(enable = "avx512f")]
 pub(crate) fn linear_forward(shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
-    // Lanes run along the batch. For 16 images: 12 outputs x 1 vector, with 16 features of x
-    // in registers (12 + 16 = 28 of 32); for 32: 10 x 2 with 4 features (20 + 8).
+    // Lanes run along the batch. For 16 images: 12 outputs x 1 vector, 16 features of x at a
+    // time; for 32: 8 outputs x 2 vectors (16 accumulators), 4 features (8 vectors of x).
     if shape.batch > 16 {
-        generic::linear_forward::<_, 10, 2, 4>(Avx512::new(), shape, x, weight, bias, y)
+        generic::linear_forward::<_, 8, 2, 4>(Avx512::new(), shape, x, weight, bias, y)
     } else {
         generic::linear_forward::<_, 12, 1, 16>(Avx512::new(), shape, x, weight, bias, y)
     }

@@ -1,4 +1,4 @@
-//! Chapter 4: the SSE kernel table (16 registers of 4 floats, and no fused multiply-add (each multiply-add needs a scratch register)).
+//! Chapter 4: the SSE kernel table (16 registers of 4 floats and no fused multiply-add, so each multiply-add needs a scratch register).
 //!
 //! Every function is `#[target_feature(enable = "sse2")]`: the generic kernel it calls is
 //! compiled inside it with SSE instructions. Such a function can only be called where the
