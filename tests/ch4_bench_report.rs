@@ -312,7 +312,11 @@ fn system_counters_are_parsed() {
 
 #[test]
 fn cpu_model_is_read_from_cpuinfo() {
-    let x86 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B45\nflags\t: fpu\n";
-    assert_eq!(simd_cnn::bench::cpu_model(x86).as_deref(), Some("AMD EPYC 9B45"));
+    let x86 = "processor\t: 0\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\nflags\t: fpu\n";
+    assert_eq!(simd_cnn::bench::cpu_model(x86).as_deref(), Some("AMD EPYC (family 26, model 2)"));
+    let name_only = "model name\t: AMD EPYC 9B45\n";
+    assert_eq!(simd_cnn::bench::cpu_model(name_only).as_deref(), Some("AMD EPYC 9B45"));
+    let arm = "processor\t: 0\nCPU part\t: 0xd0c\n";
+    assert_eq!(simd_cnn::bench::cpu_model(arm).as_deref(), Some("0xd0c"));
     assert_eq!(simd_cnn::bench::cpu_model("processor : 0\n"), None);
 }

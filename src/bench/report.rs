@@ -109,14 +109,21 @@ impl Machine {
     }
 }
 
-/// The `model name` line of `/proc/cpuinfo` (x86), else its `Model` or `CPU part` line.
+/// The CPU's name from `/proc/cpuinfo`: its `model name` (x86), with the family and model
+/// numbers when they are there (a virtual machine often shows only "AMD EPYC"), else its
+/// `Model` or `CPU part` line (ARM).
 pub fn cpu_model(cpuinfo: &str) -> Option<String> {
-    ["model name", "Model", "CPU part"].iter().find_map(|key| {
+    let field = |key: &str| {
         cpuinfo.lines().find_map(|line| {
             let (k, v) = line.split_once(':')?;
-            (k.trim() == *key && !v.trim().is_empty()).then(|| v.trim().to_string())
+            (k.trim() == key && !v.trim().is_empty()).then(|| v.trim().to_string())
         })
-    })
+    };
+    match (field("model name"), field("cpu family"), field("model")) {
+        (Some(name), Some(family), Some(model)) => Some(format!("{name} (family {family}, model {model})")),
+        (Some(name), _, _) => Some(name),
+        _ => field("Model").or_else(|| field("CPU part")),
+    }
 }
 
 /// One row of the report: a measurement set against the peaks and against scalar.
