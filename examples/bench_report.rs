@@ -206,7 +206,7 @@ fn staircase_svg(report: &Report, op: &Op) -> Result<String, String> {
         let root = SVGBackend::with_string(&mut svg, (760, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("{}: one core", op.name), ("sans-serif", 22))
+            .caption(caption(op, &records), ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(64)
@@ -257,6 +257,15 @@ fn staircase_svg(report: &Report, op: &Op) -> Result<String, String> {
     Ok(svg)
 }
 // ANCHOR_END: staircase_svg
+
+/// The op, and for a training step the best images per second.
+fn caption(op: &Op, records: &[&Record]) -> String {
+    let best = records.iter().filter_map(|r| Some((r.images_per_second?, r.isa))).max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((images, isa)) => format!("{}: one core, {} images/s with {}", op.name, fmt_rate(images), isa_label(isa)),
+        None => format!("{}: one core", op.name),
+    }
+}
 
 fn isa_color(isa: Isa) -> RGBColor {
     match isa {

@@ -4,8 +4,8 @@
 
 use simd_cnn::bench::{
     CATDOG_BATCH, LayerShape, MNIST_BATCH, Machine, MachineCpu, Measurement, Model, Noise, OpKind, Peak, Report,
-    Timing, catdog_layers, filter_ops, fmt_percent, fmt_rate, forward_flops, kernel_ops, min_median_max, mnist_layers,
-    parse_schedstat, report_ops, training_flops,
+    Timing, catdog_layers, filter_ops, fmt_percent, fmt_rate, fmt_seconds, forward_flops, kernel_ops, min_median_max,
+    mnist_layers, parse_schedstat, report_ops, training_flops,
 };
 use simd_cnn::kernels::{Isa, Pool2dShape};
 use simd_cnn::model::{CatDogCnn, Mlp};
@@ -255,22 +255,24 @@ fn markdown_has_a_row_per_record_and_flags_disturbed_ones() {
     let md = report.to_markdown();
     let table: Vec<&str> =
         md.lines().skip_while(|l| !l.starts_with("| op |")).take_while(|l| l.starts_with('|')).collect();
-    assert_eq!(
-        table[0],
-        "| op | ISA | GFLOP/s | % of AVX-512 peak | % of ISA peak | vs scalar | ms per call | spread |"
-    );
+    assert_eq!(table[0], "| op | ISA | GFLOP/s | % of AVX-512 peak | % of ISA peak | vs scalar | per call | spread |");
     assert_eq!(table[1], "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     assert_eq!(table.len(), 2 + report.records.len());
     // conv2_forward in 0.05 s with AVX-512: 48.3 GFLOP/s, 30.2 % of 160, 20x scalar.
-    assert_eq!(table[3], "| conv2_forward | AVX-512 | 48.3 | 30.2 % | 30.2 % | 20.00x | 50.0 | 2.0 % |");
-    assert!(md.contains("| train_step_catdog | scalar | 8.00 | 2000 |"), "{md}");
+    assert_eq!(table[3], "| conv2_forward | AVX-512 | 48.3 | 30.2 % | 30.2 % | 20.00x | 50.0 ms | 2.0 % |");
+    assert!(md.contains("| train_step_catdog | scalar | 8.00 | 2.00 s |"), "{md}");
     assert!(md.contains("| AVX-512 | 160 |"));
     assert!(!md.contains('⚠'));
 
     report.records[1].timing.cpu_fraction = Some(0.5);
     let md = report.to_markdown();
-    assert!(md.contains("| 50.0 | 2.0 % ⚠ |"), "{md}");
+    assert!(md.contains("| 50.0 ms | 2.0 % ⚠ |"), "{md}");
     assert!(md.contains("conv2_forward / avx512: waited for a CPU 50 % of the time"), "{md}");
+    // A peak is its fastest call: only disagreement between runs makes it suspect.
+    report.peaks[0].timing.cpu_fraction = Some(0.5);
+    assert!(!report.to_markdown().contains("scalar peak:"));
+    report.peaks[0].timing.max_seconds = 2.0 * report.peaks[0].timing.seconds;
+    assert!(report.to_markdown().contains("scalar peak: runs differed by 101 %"), "{}", report.to_markdown());
 }
 
 #[test]
@@ -281,6 +283,10 @@ fn numbers_are_printed_with_three_significant_figures() {
     assert_eq!(fmt_rate(0.05123), "0.0512");
     assert_eq!(fmt_rate(f64::NAN), "–");
     assert_eq!(fmt_percent(Some(0.1234)), "12.3 %");
+    assert_eq!(fmt_seconds(1.2834), "1.28 s");
+    assert_eq!(fmt_seconds(0.175), "175 ms");
+    assert_eq!(fmt_seconds(0.00000204), "2.04 µs");
+    assert_eq!(fmt_seconds(0.00000085), "850 ns");
     assert_eq!(fmt_percent(None), "–");
 }
 

@@ -14,7 +14,8 @@ pub use ops::{
     forward_flops, kernel_ops, mnist_layers, report_ops, training_flops,
 };
 pub use report::{
-    Machine, Measurement, Peak, Record, Report, cpu_model, fmt_percent, fmt_rate, isa_label, measure_op, measure_peak,
+    Machine, Measurement, Peak, Record, Report, cpu_model, fmt_percent, fmt_rate, fmt_seconds, isa_label, measure_op,
+    measure_peak,
 };
 pub use timing::{
     MachineCpu, Noise, Timing, TimingSettings, min_median_max, parse_schedstat, thread_cpu_seconds, time_calls,
