@@ -17,33 +17,21 @@
 
 mod common;
 
-use common::{available_kernels, measuring};
-use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use common::{available_kernels, criterion, prepare};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use simd_cnn::bench::{Model, Op, OpKind, training_flops};
-use std::time::{Duration, Instant};
 
 // ANCHOR: train_step_bench
 fn train_step(c: &mut Criterion) {
     let isas = available_kernels();
     let mut group = c.benchmark_group("train_step");
-    // A scalar cat/dog step takes seconds: few samples, a fixed number of steps in each.
-    group.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_millis(10));
     for model in [Model::CatDog, Model::Mnist] {
         let op = Op::new(format!("train_step_{}", model.name()), model.name(), OpKind::TrainStep(model));
         let per_image = training_flops(&model.layers()) as f64 / model.batch() as f64;
         eprintln!("{}: {:.4} MFLOP per training image, batch {}", model.name(), per_image * 1e-6, model.batch());
         group.throughput(Throughput::Elements(model.batch() as u64));
         for &k in &isas {
-            let mut workload = op.workload();
-            // One untimed step sets the measurement time to 1.5 steps per sample, which
-            // criterion rounds up to 2, and to at least 2 seconds.
-            let mut measurement = Duration::from_secs(2);
-            if measuring() {
-                let start = Instant::now();
-                workload.run(k);
-                measurement = measurement.max(start.elapsed().mul_f64(1.5 * 10.0));
-            }
-            group.measurement_time(measurement);
+            let mut workload = prepare(&mut group, &op, k);
             group.bench_function(BenchmarkId::new(k.isa().name(), model.name()), |b| b.iter(|| workload.run(k)));
         }
     }
@@ -51,5 +39,9 @@ fn train_step(c: &mut Criterion) {
 }
 // ANCHOR_END: train_step_bench
 
-criterion_group!(benches, train_step);
+criterion_group! {
+    name = benches;
+    config = criterion();
+    targets = train_step
+}
 criterion_main!(benches);

@@ -551,27 +551,16 @@ impl Workload {
                 *fuse_relu,
             ),
             State::Linear { kind, s, x, weight, bias, y, grad_y, grad_x, grad_weight, grad_bias } => {
-                let backward_weight = |k: &Kernels, grad_weight: &mut Tensor, grad_bias: &mut Tensor| {
-                    k.linear_backward_weight(
-                        s,
-                        x.as_slice(),
-                        grad_y.as_slice(),
-                        grad_weight.as_mut_slice(),
-                        grad_bias.as_mut_slice(),
-                    )
-                };
-                match kind {
-                    OpKind::LinearForward(_) => {
-                        k.linear_forward(s, x.as_slice(), weight.as_slice(), bias.as_slice(), y.as_mut_slice())
-                    }
-                    OpKind::LinearBackwardWeight(_) => backward_weight(k, grad_weight, grad_bias),
-                    OpKind::LinearBackwardInput(_) => {
-                        k.linear_backward_input(s, grad_y.as_slice(), weight.as_slice(), grad_x.as_mut_slice())
-                    }
-                    _ => {
-                        backward_weight(k, grad_weight, grad_bias);
-                        k.linear_backward_input(s, grad_y.as_slice(), weight.as_slice(), grad_x.as_mut_slice());
-                    }
+                if let OpKind::LinearForward(_) = kind {
+                    k.linear_forward(s, x.as_slice(), weight.as_slice(), bias.as_slice(), y.as_mut_slice());
+                }
+                // `LinearBackward` is both gradients, weight first, as training computes them.
+                if let OpKind::LinearBackwardWeight(_) | OpKind::LinearBackward(_) = kind {
+                    let (x, grad_y) = (x.as_slice(), grad_y.as_slice());
+                    k.linear_backward_weight(s, x, grad_y, grad_weight.as_mut_slice(), grad_bias.as_mut_slice());
+                }
+                if let OpKind::LinearBackwardInput(_) | OpKind::LinearBackward(_) = kind {
+                    k.linear_backward_input(s, grad_y.as_slice(), weight.as_slice(), grad_x.as_mut_slice());
                 }
             }
             // Repeated calls keep doing the same work: the kernels do not branch on values.
