@@ -68,8 +68,10 @@ fn main() -> ExitCode {
         // --help and --version are not errors; clap prints them in full.
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
+            // clap's first paragraph, on one line ("... not provided: --json-out <FILE>").
             let rendered = e.to_string();
-            eprintln!("{}", rendered.lines().next().unwrap_or("error: invalid arguments"));
+            let first: Vec<&str> = rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            eprintln!("{}", first.join(" "));
             return ExitCode::from(2);
         }
     };
@@ -139,7 +141,7 @@ fn run(args: &Args) -> Result<(), String> {
     let report = Report::new(Machine::detect(), peaks, measurements);
     let markdown = report.to_markdown();
     println!("{markdown}");
-    let json = serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())? + "\n";
     write_file(&args.json_out, json.as_bytes())?;
     if let Some(path) = &args.markdown {
         write_file(path, markdown.as_bytes())?;
