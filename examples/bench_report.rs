@@ -153,7 +153,7 @@ fn run(args: &Args) -> Result<(), String> {
         }
         eprintln!("wrote {} charts to {}", ops.len(), dir.display());
     }
-    let noise = report.noise();
+    let noise = report.disturbed();
     if !noise.is_empty() {
         eprintln!(
             "warning: the machine disturbed {} measurements (see the end of the table); compare ratios within this run, not absolute figures across runs",

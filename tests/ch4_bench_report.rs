@@ -268,6 +268,22 @@ fn markdown_has_a_row_per_record_and_flags_disturbed_ones() {
     let md = report.to_markdown();
     assert!(md.contains("| 50.0 ms | 2.0 % ⚠ |"), "{md}");
     assert!(md.contains("conv2_forward / avx512: waited for a CPU 50 % of the time"), "{md}");
+    // Past 10 disturbed measurements, one line per kind of disturbance.
+    let mut busy = report.clone();
+    for _ in 0..4 {
+        busy.records.extend(busy.records.clone());
+    }
+    for (i, r) in busy.records.iter_mut().enumerate() {
+        r.timing.cpu_fraction = Some(if i % 2 == 0 { 0.9 } else { 0.6 });
+    }
+    busy.records[1].timing.cpu_fraction = Some(1.0);
+    busy.records[1].timing.other_load = Some(0.7);
+    let md = busy.to_markdown();
+    assert!(md.contains("The machine disturbed 48 of 52 measurements"), "{md}");
+    assert!(md.contains("- 47 measurements, the worst: waited for a CPU 40 % of the time\n"), "{md}");
+    assert!(md.contains("- 1 measurement, the worst: other programs kept 0.7 cores busy\n"), "{md}");
+    assert!(!md.contains("conv2_forward / avx512:"), "{md}");
+
     // A peak is its fastest call: only disagreement between runs makes it suspect.
     report.peaks[0].timing.cpu_fraction = Some(0.5);
     assert!(!report.to_markdown().contains("scalar peak:"));

@@ -189,15 +189,56 @@ impl Report {
         self.peaks.iter().find(|p| p.isa == Isa::Avx512).or(best).map(|p| p.isa)
     }
 
-    /// The measurements (peaks included) the machine may have disturbed, one line each.
+    /// The measurements (peaks included) the machine may have disturbed, named
+    /// `<op> / <isa>` or `<isa> peak`, with the reason.
     ///
     /// A peak is the fastest single call of a few milliseconds, which a preemption cannot slow
     /// down (the call it hits is simply not the fastest), so only the spread of the runs'
     /// fastest calls counts against it.
-    pub fn noise(&self) -> Vec<String> {
+    pub fn disturbed(&self) -> Vec<(String, Noise)> {
         let peaks = self.peaks.iter().map(|p| (format!("{} peak", p.isa), Noise::judge(None, None, p.timing.spread())));
         let records = self.records.iter().map(|r| (format!("{} / {}", r.op, r.isa), r.timing.noise()));
-        peaks.chain(records).filter_map(|(what, noise)| noise.map(|n| format!("{what}: {n}"))).collect()
+        peaks.chain(records).filter_map(|(what, noise)| Some((what, noise?))).collect()
+    }
+
+    /// The markdown paragraph on disturbed measurements: one line each when there are a few,
+    /// else one line per kind of disturbance with the worst case.
+    fn noise_markdown(&self) -> String {
+        let disturbed = self.disturbed();
+        if disturbed.is_empty() {
+            return String::new();
+        }
+        let mut md = format!(
+            "\n⚠ The machine disturbed {} of {} measurements; their figures may be low, and ratios \
+             between them less reliable:\n\n",
+            disturbed.len(),
+            self.peaks.len() + self.records.len()
+        );
+        if disturbed.len() <= 10 {
+            for (what, noise) in &disturbed {
+                let _ = writeln!(md, "- {what}: {noise}");
+            }
+            return md;
+        }
+        // The count and the worst case of each kind of disturbance.
+        let mut kinds: Vec<(Noise, usize)> = Vec::new();
+        for &(_, noise) in &disturbed {
+            match kinds.iter_mut().find(|(worst, _)| worst.kind() == noise.kind()) {
+                Some((worst, count)) => {
+                    *count += 1;
+                    if noise.amount() > worst.amount() {
+                        *worst = noise;
+                    }
+                }
+                None => kinds.push((noise, 1)),
+            }
+        }
+        for (worst, count) in kinds {
+            let plural = if count == 1 { "" } else { "s" };
+            let _ = writeln!(md, "- {count} measurement{plural}, the worst: {worst}");
+        }
+        md.push_str("\nEach one is marked ⚠ in the table; the JSON says what disturbed it.\n");
+        md
     }
 
     // ANCHOR: to_json
@@ -312,19 +353,7 @@ impl Report {
             }
             md.push('\n');
         }
-        let noise = self.noise();
-        if !noise.is_empty() {
-            let _ = writeln!(
-                md,
-                "\n⚠ The machine disturbed {} of {} measurements; their figures may be low, and ratios \
-                 between them less reliable:\n",
-                noise.len(),
-                self.peaks.len() + self.records.len()
-            );
-            for line in noise {
-                let _ = writeln!(md, "- {line}");
-            }
-        }
+        md.push_str(&self.noise_markdown());
         md
     }
     // ANCHOR_END: to_markdown

@@ -75,6 +75,22 @@ impl Noise {
     /// Above this spread between runs, the figure is unsteady.
     pub const MAX_SPREAD: f64 = 0.10;
 
+    /// Which of the three reasons this is: 0, 1 or 2 in the order above.
+    pub fn kind(&self) -> usize {
+        match self {
+            Noise::Preempted(_) => 0,
+            Noise::BusyMachine(_) => 1,
+            Noise::Unsteady(_) => 2,
+        }
+    }
+
+    /// How bad it was: the share of time waiting, the cores of other work, or the spread.
+    pub fn amount(&self) -> f64 {
+        match *self {
+            Noise::Preempted(x) | Noise::BusyMachine(x) | Noise::Unsteady(x) => x,
+        }
+    }
+
     /// The first reason (in the order above) to distrust a measurement, if any.
     pub fn judge(cpu_fraction: Option<f64>, other_load: Option<f64>, spread: f64) -> Option<Noise> {
         if let Some(f) = cpu_fraction.filter(|&f| f < Self::MIN_CPU_FRACTION) {
