@@ -321,10 +321,12 @@ impl Report {
                 fmt_percent(Some(r.timing.spread())),
             );
         }
-        md.push_str(
-            "\nPooling rows count comparisons (3 per output) instead of FLOPs; pooling does no \
-             arithmetic and is bound by memory.\n",
-        );
+        if self.records.iter().any(|r| r.op.starts_with("pool")) {
+            md.push_str(
+                "\nPooling rows count comparisons (3 per output) instead of FLOPs; pooling does no \
+                 arithmetic and is bound by memory.\n",
+            );
+        }
         if self.records.iter().any(|r| r.isa == Isa::Scalar && r.isa_peak_fraction.is_some_and(|f| f > 1.0)) {
             md.push_str(
                 "\nScalar rows above 100 % of the scalar peak (one float per instruction) are loops \
