@@ -15,6 +15,9 @@ mod table;
 
 pub mod scalar;
 
+#[cfg(feature = "ch4")]
+pub mod peak;
+
 #[cfg(all(target_arch = "x86_64", feature = "ch4"))]
 mod generic;
 #[cfg(all(target_arch = "x86_64", feature = "ch4"))]

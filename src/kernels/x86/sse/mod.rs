@@ -8,6 +8,7 @@
 mod activation;
 mod conv2d;
 mod linear;
+pub(crate) mod peak;
 mod pool;
 mod sgd;
 mod vector;

@@ -1,0 +1,283 @@
+//! The performance tables and charts of chapters 4-6: every op of both networks with every
+//! instruction set, as GFLOP/s, as a share of the machine's measured peak, and as a speed-up
+//! over scalar code.
+//!
+//! ```text
+//! cargo run --release --example bench_report -- --json-out report.json --svg-dir charts
+//! cargo run --release --example bench_report -- --json-out conv.json --only conv2
+//! ```
+//!
+//! It first measures the single-core peak of each instruction set (a loop that does nothing
+//! but arithmetic on registers), then times each op on one thread: a warm-up, then the median
+//! of several runs of at least 0.3 s each. It prints a markdown table, writes the JSON (and, if
+//! asked, the markdown and one SVG bar chart per op: the staircase scalar, SSE, AVX2, AVX-512
+//! with the peaks as reference lines). The machine is shared: measurements it disturbed are
+//! flagged, in the table and in the JSON.
+//!
+//! The whole run takes about 5 minutes on 2 cores; `--only TEXT` keeps the ops whose name
+//! contains TEXT (`conv`, `backward`, `train_step`).
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use simd_cnn::bench::{
+    Machine, MachineCpu, Measurement, Op, OpKind, Peak, Record, Report, TimingSettings, filter_ops, fmt_rate,
+    isa_label, measure_op, measure_peak, report_ops,
+};
+use simd_cnn::data::download::write_atomic;
+use simd_cnn::kernels::Isa;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Measure the kernels of every instruction set on one core and report GFLOP/s and % of peak.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Write the machine, the peaks and every measurement to this JSON file
+    #[arg(long, value_name = "FILE")]
+    json_out: PathBuf,
+    /// Only the ops whose name contains TEXT (conv2, backward, train_step, ...)
+    #[arg(long, value_name = "TEXT")]
+    only: Option<String>,
+    /// Write one SVG chart per op into this folder (created if missing)
+    #[arg(long, value_name = "DIR")]
+    svg_dir: Option<PathBuf>,
+    /// Also write the markdown tables to this file
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Timed runs per measurement (the median is reported)
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Least duration of one run, in seconds (a run repeats the op until it has lasted this long)
+    #[arg(long, default_value_t = 0.3, value_parser = positive_seconds)]
+    min_run_seconds: f64,
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 60.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a number of seconds between 0 and 60")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // --help and --version are not errors; clap prints them in full.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // clap's first paragraph, on one line ("... not provided: --json-out <FILE>").
+            let rendered = e.to_string();
+            let first: Vec<&str> = rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            eprintln!("{}", first.join(" "));
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let ops = filter_ops(report_ops(), args.only.as_deref());
+    if ops.is_empty() {
+        let names: Vec<String> = report_ops().into_iter().map(|op| op.name).collect();
+        return Err(format!(
+            "no op name contains '{}'; the ops are: {}",
+            args.only.as_deref().unwrap_or(""),
+            names.join(", ")
+        ));
+    }
+    check_output_folder(&args.json_out)?;
+    if let Some(path) = &args.markdown {
+        check_output_folder(path)?;
+    }
+    if let Some(dir) = &args.svg_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("warning: built without --release; the figures will not mean much");
+    }
+
+    let isas: Vec<Isa> = Isa::ALL
+        .into_iter()
+        .filter(|isa| match isa.check() {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("skipping {isa}: {e}");
+                false
+            }
+        })
+        .collect();
+    warn_if_busy();
+
+    let settings = TimingSettings { min_run_seconds: args.min_run_seconds, runs: args.runs as usize };
+    let bar = ProgressBar::new((isas.len() * (ops.len() + 1)) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {msg}").expect("the template is valid"),
+    );
+    let mut peaks: Vec<Peak> = Vec::new();
+    for &isa in &isas {
+        bar.set_message(format!("{isa} peak"));
+        peaks.push(measure_peak(isa, &settings).map_err(|e| e.to_string())?);
+        bar.inc(1);
+    }
+    let mut measurements: Vec<Measurement> = Vec::new();
+    for op in &ops {
+        for &isa in &isas {
+            bar.set_message(format!("{} {isa}", op.name));
+            measurements.push(measure_op(op, isa, &settings).map_err(|e| e.to_string())?);
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+
+    let report = Report::new(Machine::detect(), peaks, measurements);
+    let markdown = report.to_markdown();
+    println!("{markdown}");
+    let json = serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())? + "\n";
+    write_file(&args.json_out, json.as_bytes())?;
+    if let Some(path) = &args.markdown {
+        write_file(path, markdown.as_bytes())?;
+    }
+    if let Some(dir) = &args.svg_dir {
+        for op in &ops {
+            let svg = staircase_svg(&report, op)?;
+            write_file(&dir.join(format!("{}.svg", op.name)), svg.as_bytes())?;
+        }
+        eprintln!("wrote {} charts to {}", ops.len(), dir.display());
+    }
+    let noise = report.disturbed();
+    if !noise.is_empty() {
+        eprintln!(
+            "warning: the machine disturbed {} measurements (see the end of the table); compare ratios within this run, not absolute figures across runs",
+            noise.len()
+        );
+    }
+    Ok(())
+}
+
+/// Fails early, before minutes of measuring, if the folder of `path` does not exist.
+fn check_output_folder(path: &Path) -> Result<(), String> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => {
+            Err(format!("cannot write {}: folder {} does not exist", path.display(), dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    write_atomic(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Samples the machine for half a second and says so if other programs are using it.
+fn warn_if_busy() {
+    let Some(before) = MachineCpu::read() else { return };
+    std::thread::sleep(Duration::from_millis(500));
+    let Some(busy) = MachineCpu::read().and_then(|after| after.busy_cores_since(&before)) else { return };
+    if busy > 0.2 {
+        eprintln!(
+            "warning: other programs are keeping {busy:.1} of {} CPUs busy; figures will be low and noisy",
+            before.cpus
+        );
+    }
+}
+
+// ANCHOR: staircase_svg
+/// One bar per instruction set for `op` on a logarithmic axis, so that each step of the
+/// staircase is a ratio, and a dashed line at each instruction set's peak.
+fn staircase_svg(report: &Report, op: &Op) -> Result<String, String> {
+    let records: Vec<&Record> = report.records.iter().filter(|r| r.op == op.name).collect();
+    let values = records.iter().map(|r| r.gflops).chain(report.peaks.iter().map(|p| p.gflops));
+    let (lo, hi) = values.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (y_min, y_max) = (lo / 2.0, hi * 1.6);
+    let unit = match op.kind {
+        OpKind::MaxPool2dForward(_) | OpKind::MaxPool2dBackward { .. } => "billion comparisons per second",
+        _ => "GFLOP/s",
+    };
+    let n = records.len();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption(op, &records), ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(64)
+            // `0..n` makes n + 1 segments: one per bar, and one on the right for the labels of
+            // the peak lines.
+            .build_cartesian_2d((0..n).into_segmented(), (y_min..y_max).log_scale())
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_max_light_lines(0)
+            .y_labels(8)
+            .x_label_formatter(&|x| match x {
+                SegmentValue::CenterOf(i) => records.get(*i).map_or(String::new(), |r| isa_label(r.isa).to_string()),
+                _ => String::new(),
+            })
+            .y_desc(unit)
+            .y_label_formatter(&|y| fmt_rate(*y))
+            .draw()
+            .map_err(plot_error)?;
+        chart
+            .draw_series(records.iter().enumerate().map(|(i, r)| {
+                let mut bar = Rectangle::new(
+                    [(SegmentValue::Exact(i), y_min), (SegmentValue::Exact(i + 1), r.gflops)],
+                    isa_color(r.isa).filled(),
+                );
+                bar.set_margin(0, 0, 14, 14);
+                bar
+            }))
+            .map_err(plot_error)?;
+        let above = TextStyle::from(("sans-serif", 15).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
+        chart
+            .draw_series(records.iter().enumerate().map(|(i, r)| {
+                Text::new(fmt_rate(r.gflops), (SegmentValue::CenterOf(i), r.gflops * 1.03), above.clone())
+            }))
+            .map_err(plot_error)?;
+        let beside = TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+        for peak in &report.peaks {
+            let ends = [(SegmentValue::Exact(0), peak.gflops), (SegmentValue::Exact(n), peak.gflops)];
+            chart.draw_series(DashedLineSeries::new(ends, 6, 4, isa_color(peak.isa).into())).map_err(plot_error)?;
+            let label = format!(" {} peak {}", isa_label(peak.isa), fmt_rate(peak.gflops));
+            chart
+                .draw_series([Text::new(label, (SegmentValue::Exact(n), peak.gflops), beside.clone())])
+                .map_err(plot_error)?;
+        }
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
+}
+// ANCHOR_END: staircase_svg
+
+/// The op, and for a training step the best images per second.
+fn caption(op: &Op, records: &[&Record]) -> String {
+    let best = records.iter().filter_map(|r| Some((r.images_per_second?, r.isa))).max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((images, isa)) => format!("{}: one core, {} images/s with {}", op.name, fmt_rate(images), isa_label(isa)),
+        None => format!("{}: one core", op.name),
+    }
+}
+
+fn isa_color(isa: Isa) -> RGBColor {
+    match isa {
+        Isa::Scalar => RGBColor(140, 140, 140),
+        Isa::Sse => RGBColor(86, 180, 233),
+        Isa::Avx2 => RGBColor(0, 158, 115),
+        Isa::Avx512 => RGBColor(213, 94, 0),
+    }
+}
+
+fn plot_error(e: impl std::fmt::Display) -> String {
+    format!("chart: {e}")
+}

@@ -1,0 +1,23 @@
+//! Chapters 4-6: measuring the kernels. What to time (the layers of both networks at their
+//! training batch sizes, with FLOP counts worked out from the shapes), how to time it on a
+//! shared machine, and how to turn the timings into the tables of the book.
+//!
+//! `benches/kernels.rs` and `benches/train_step.rs` (criterion) and `examples/bench_report.rs`
+//! (the tables, the JSON and the charts of the book) are built on this module.
+
+mod ops;
+mod report;
+mod timing;
+
+pub use ops::{
+    CATDOG_BATCH, CATDOG_IMAGE, Layer, LayerShape, MNIST_BATCH, Model, Op, OpKind, Workload, catdog_layers, filter_ops,
+    forward_flops, kernel_ops, mnist_layers, report_ops, training_flops,
+};
+pub use report::{
+    Machine, Measurement, Peak, Record, Report, cpu_model, fmt_percent, fmt_rate, fmt_seconds, isa_label, measure_op,
+    measure_peak,
+};
+pub use timing::{
+    MachineCpu, Noise, Timing, TimingSettings, min_median_max, parse_schedstat, thread_cpu_seconds, time_calls,
+    time_fastest_call,
+};
