@@ -2,7 +2,7 @@
 # Regenerates book/src/output/: runs every command whose output the book quotes and stores the
 # command line and what it printed, so that no transcript in the book is typed by hand.
 #
-#   scripts/update-book-outputs.sh            # everything (the MNIST run takes about 2 minutes)
+#   scripts/update-book-outputs.sh            # everything (the scalar MNIST run takes a minute or two)
 #   scripts/update-book-outputs.sh ch1 ch3    # only the outputs whose names start with ch1 or ch3
 #
 # What is trimmed: cargo's own progress lines (Compiling, Finished, Running of a binary), test
@@ -29,14 +29,7 @@ if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
 fi
 
 # Whether output NAME was asked for (all of them when no argument was given).
-wanted() {
-    [[ ${#ONLY[@]} -eq 0 ]] && return 0
-    local prefix
-    for prefix in "${ONLY[@]}"; do
-        [[ $1 == "$prefix"* ]] && return 0
-    done
-    return 1
-}
+source scripts/wanted.sh
 
 # Drops cargo's progress lines, keeping what the program printed.
 drop_cargo_progress() {
@@ -116,4 +109,20 @@ record ch2-test "drop_cargo_progress | keep_test_targets ch2_forward" cargo ch2
 record ch3-test "drop_cargo_progress | keep_test_targets ch3_gradcheck ch3_training" cargo ch3
 record ch3-skips "drop_cargo_progress | keep_test_targets ch3_gradcheck" \
     cargo ch3 --test ch3_gradcheck conv2d_backward -- --nocapture
-record train_mnist drop_cargo_progress cargo run --release --example train_mnist
+record train_mnist drop_cargo_progress cargo run --release --example train_mnist -- --isa scalar
+
+# Chapter 4
+record ch4-test "drop_cargo_progress | keep_test_targets ch4_simd_kernels" cargo ch4
+record ch4-train-mnist drop_cargo_progress cargo run --release --example train_mnist -- --isa sse
+
+# Chapter 5
+record ch5-test "drop_cargo_progress | keep_test_targets ch4_simd_kernels" cargo ch5 --test ch4_simd_kernels
+record ch5-train-mnist drop_cargo_progress cargo run --release --example train_mnist -- --isa avx2
+
+# Chapter 6
+record ch6-test "drop_cargo_progress | keep_test_targets ch4_simd_kernels" \
+    env SIMD_CNN_REQUIRE_ISA=avx512 cargo ch6 --test ch4_simd_kernels
+record ch6-train-mnist drop_cargo_progress cargo run --release --example train_mnist
+
+# Chapter 8
+record ch8-test "drop_cargo_progress | keep_test_targets ch8_threads" cargo ch8 --test ch8_threads

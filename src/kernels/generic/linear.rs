@@ -17,6 +17,7 @@ const FORWARD_BLOCK: usize = 2048;
 const PREFETCH_AHEAD: usize = 256;
 
 // ANCHOR: linear_forward
+// ANCHOR: linear_forward_fn
 /// `y[b, o] = bias[o] + sum over i of x[b, i] w[o, i]`.
 ///
 /// The obvious way, a dot product along `i` for each `(b, o)`, needs a horizontal sum at the
@@ -92,6 +93,7 @@ pub(crate) fn linear_forward<S: SimdF32, const OB: usize, const BV: usize, const
         }
     }
 }
+// ANCHOR_END: linear_forward_fn
 
 /// Outputs `o0..o0+O` by image vectors `v0..v0+V`, over the features `k0..k1` of one block.
 #[derive(Clone, Copy)]
@@ -104,6 +106,7 @@ struct BatchTile {
     k1: usize,
 }
 
+// ANCHOR: batch_tile
 impl BatchTile {
     /// `KC` features at a time: their `KC * V` vectors of xt sit in registers while each of the
     /// `O` weight rows gives its `KC` consecutive weights, so a row's cache line is used whole
@@ -170,6 +173,7 @@ impl BatchTile {
         }
     }
 }
+// ANCHOR_END: batch_tile
 // ANCHOR_END: linear_forward
 
 // ANCHOR: linear_backward_input

@@ -71,11 +71,13 @@ impl SimdF32 for Avx2 {
         // SAFETY: `self` proves AVX2; no memory is touched.
         unsafe { _mm256_add_ps(a, b) }
     }
+    // ANCHOR: avx2_mul_add
     #[inline(always)]
     fn mul_add(self, a: __m256, b: __m256, c: __m256) -> __m256 {
         // SAFETY: `self` proves FMA; no memory is touched.
         unsafe { _mm256_fmadd_ps(a, b, c) }
     }
+    // ANCHOR_END: avx2_mul_add
     #[inline(always)]
     fn max(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: `self` proves AVX2; no memory is touched.

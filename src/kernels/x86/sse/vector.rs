@@ -43,6 +43,7 @@ impl SimdF32 for Sse {
         // SAFETY: the caller guarantees 4 writable floats at `dst`.
         unsafe { _mm_storeu_ps(dst, v) }
     }
+    // ANCHOR: sse_tail
     #[inline(always)]
     unsafe fn load_partial(self, src: *const f32, n: usize) -> __m128 {
         // SSE has no masked load: go through a zeroed buffer on the stack.
@@ -62,17 +63,20 @@ impl SimdF32 for Sse {
             std::ptr::copy_nonoverlapping(buf.as_ptr(), dst, n.min(4));
         }
     }
+    // ANCHOR_END: sse_tail
     #[inline(always)]
     fn add(self, a: __m128, b: __m128) -> __m128 {
         // SAFETY: `self` proves SSE2; no memory is touched.
         unsafe { _mm_add_ps(a, b) }
     }
+    // ANCHOR: sse_mul_add
     #[inline(always)]
     fn mul_add(self, a: __m128, b: __m128, c: __m128) -> __m128 {
         // Two instructions and two roundings: SSE has no FMA.
         // SAFETY: `self` proves SSE2; no memory is touched.
         unsafe { _mm_add_ps(_mm_mul_ps(a, b), c) }
     }
+    // ANCHOR_END: sse_mul_add
     #[inline(always)]
     fn max(self, a: __m128, b: __m128) -> __m128 {
         // SAFETY: `self` proves SSE2; no memory is touched.
