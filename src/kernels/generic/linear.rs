@@ -199,25 +199,19 @@ pub(crate) fn linear_backward_input<S: SimdF32, const BB: usize, const IV: usize
 ) {
     shape.check_backward_input(grad_y, weight, grad_x);
     let LinearShape { batch, in_features: d, out_features: m } = *shape;
-    let (pg, pw, px) = (grad_y.as_ptr(), weight.as_ptr(), grad_x.as_mut_ptr());
     for (i0, iv) in feature_tiles(d, S::LANES, IV) {
         let mut b0 = 0;
         while b0 < batch {
-            let bc = if batch - b0 >= BB { BB } else { 1 };
-            let t = ColumnTile { d, m, b0, i0 };
-            // SAFETY: b0 + bc <= batch, and `feature_tiles` gives tiles of whole vectors inside
-            // 0..d, or (iv == 0) the one partial vector at its end.
+            let rows = if batch - b0 >= BB { BB } else { 1 };
+            // Terms are the outputs o; a[o, r] = grad_y[b0 + r, o]; the rows summed are W's.
+            let tile = Rank1Tile { terms: m, d, i0, a_t: 1, a_r: m };
+            // SAFETY: rows b0..b0+rows of grad_y ([batch, m]) and grad_x ([batch, d]) exist, W is
+            // [m, d], and the feature tile is as `feature_tiles` promises.
             unsafe {
-                match (bc == BB, iv) {
-                    (true, 0) => t.backward_input::<S, BB, 1, true>(s, pg, pw, px),
-                    (true, 1) => t.backward_input::<S, BB, 1, false>(s, pg, pw, px),
-                    (true, _) => t.backward_input::<S, BB, IV, false>(s, pg, pw, px),
-                    (false, 0) => t.backward_input::<S, 1, 1, true>(s, pg, pw, px),
-                    (false, 1) => t.backward_input::<S, 1, 1, false>(s, pg, pw, px),
-                    (false, _) => t.backward_input::<S, 1, IV, false>(s, pg, pw, px),
-                }
+                let (a, out) = (grad_y.as_ptr().add(b0 * m), grad_x.as_mut_ptr().add(b0 * d));
+                tile.dispatch::<S, BB, IV>(s, rows, iv, a, weight.as_ptr(), out);
             }
-            b0 += bc;
+            b0 += rows;
         }
     }
 }
@@ -235,111 +229,105 @@ fn feature_tiles(d: usize, lanes: usize, iv: usize) -> impl Iterator<Item = (usi
     tiles.chain(singles).chain(tail)
 }
 
-/// A tile of rows `b0..` (of the batch, or of the outputs) by vectors of features `i0..`.
+// ANCHOR: rank1_tile
+/// A tile of `R` output rows by `V` vectors of features from `i0`, computed as a sum of
+/// rank-1 updates: `out[r, i0..] = sum over t of a[t, r] * rows[t, i0..]`, with `a[t, r]` at
+/// `a + t * a_t + r * a_r`. Both backward passes of the layer are this one tile:
+///
+/// | pass | terms `t` | `rows` | `a[t, r]` | `out` |
+/// | --- | --- | --- | --- | --- |
+/// | input gradient | outputs `o` | W `[out, in]` | `grad_y[b0 + r, o]` | grad_x rows `b0..` |
+/// | weight gradient | images `b` | x `[batch, in]` | `grad_y[b, o0 + r]` | grad_w rows `o0..` |
 #[derive(Clone, Copy)]
-struct ColumnTile {
+struct Rank1Tile {
+    terms: usize,
+    /// Floats per row of `rows` and of `out`.
     d: usize,
-    m: usize,
-    b0: usize,
     i0: usize,
+    a_t: usize,
+    a_r: usize,
 }
 
-impl ColumnTile {
-    /// # Safety
-    /// `g` is `[batch, m]`, `w` is `[m, d]`, `gx` is `[batch, d]`; rows `b0..b0+R` exist; the
-    /// `V` vectors from feature `i0` are whole and inside `0..d`, or, with `PARTIAL` (and
-    /// `V == 1`), one vector from `i0` runs past `d` and only `d - i0` lanes are touched.
-    #[inline(always)]
-    unsafe fn backward_input<S: SimdF32, const R: usize, const V: usize, const PARTIAL: bool>(
-        self,
-        s: S,
-        g: *const f32,
-        w: *const f32,
-        gx: *mut f32,
-    ) {
-        let ColumnTile { d, m, b0, i0 } = self;
-        let mut acc = [[s.zero(); V]; R];
-        // SAFETY: rows and features inside the tile (the caller's contract).
-        unsafe {
-            for o in 0..m {
-                let wo = w.add(o * d + i0);
-                let wv: [S::V; V] = if PARTIAL {
-                    [s.load_partial(wo, d - i0); V]
-                } else {
-                    std::array::from_fn(|v| s.load(wo.add(v * S::LANES)))
-                };
-                for r in 0..R {
-                    let gv = s.splat(*g.add((b0 + r) * m + o));
-                    for v in 0..V {
-                        acc[r][v] = s.mul_add(gv, wv[v], acc[r][v]);
-                    }
-                }
-            }
-            for r in 0..R {
-                let out = gx.add((b0 + r) * d + i0);
-                for v in 0..V {
-                    if PARTIAL {
-                        s.store_partial(out, acc[r][0], d - i0);
-                    } else {
-                        s.store(out.add(v * S::LANES), acc[r][v]);
-                    }
-                }
-            }
-        }
-    }
-
-    /// The same tile shape for the weight gradient: rows are outputs `o0 = b0..`, and the sum
-    /// runs over the batch instead of the outputs.
+impl Rank1Tile {
+    /// Runs the tile with `rows` (`R` or 1) output rows and `iv` vectors (`IV`, 1, or 0 for
+    /// the one partial vector at the end of a row).
     ///
     /// # Safety
-    /// `x` is `[batch, d]`, `g` is `[batch, m]`, `gw` is `[m, d]`; outputs `b0..b0+R` exist;
-    /// features as in `backward_input`.
+    /// `a` holds `a[t, r]` for every term and row, `rows` is `[terms, d]`, `out` has `rows`
+    /// rows of `d`; the feature tile is as [`feature_tiles`] gives it.
     #[inline(always)]
-    unsafe fn backward_weight<S: SimdF32, const R: usize, const V: usize, const PARTIAL: bool>(
+    unsafe fn dispatch<S: SimdF32, const R: usize, const IV: usize>(
         self,
         s: S,
-        batch: usize,
-        x: *const f32,
-        g: *const f32,
-        gw: *mut f32,
+        rows: usize,
+        iv: usize,
+        a: *const f32,
+        src: *const f32,
+        out: *mut f32,
     ) {
-        let ColumnTile { d, m, b0: o0, i0 } = self;
-        let mut acc = [[s.zero(); V]; R];
-        // SAFETY: as in `backward_input`, with the roles of the operands exchanged.
+        // SAFETY: forwarded from the caller.
         unsafe {
-            for b in 0..batch {
-                let xb = x.add(b * d + i0);
-                let xv: [S::V; V] = if PARTIAL {
-                    [s.load_partial(xb, d - i0); V]
+            match (rows == R, iv) {
+                (true, 0) => self.run::<S, R, 1, true>(s, a, src, out),
+                (true, 1) => self.run::<S, R, 1, false>(s, a, src, out),
+                (true, _) => self.run::<S, R, IV, false>(s, a, src, out),
+                (false, 0) => self.run::<S, 1, 1, true>(s, a, src, out),
+                (false, 1) => self.run::<S, 1, 1, false>(s, a, src, out),
+                (false, _) => self.run::<S, 1, IV, false>(s, a, src, out),
+            }
+        }
+    }
+
+    /// # Safety
+    /// As [`Rank1Tile::dispatch`]; with `PARTIAL` (and `V == 1`) the one vector from `i0` runs
+    /// past `d` and only `d - i0` lanes are touched.
+    #[inline(always)]
+    unsafe fn run<S: SimdF32, const R: usize, const V: usize, const PARTIAL: bool>(
+        self,
+        s: S,
+        a: *const f32,
+        src: *const f32,
+        out: *mut f32,
+    ) {
+        let Rank1Tile { terms, d, i0, a_t, a_r } = self;
+        let mut acc = [[s.zero(); V]; R];
+        // SAFETY: every term, row and feature is inside the operands (the caller's contract).
+        unsafe {
+            for t in 0..terms {
+                let row = src.add(t * d + i0);
+                let rv: [S::V; V] = if PARTIAL {
+                    [s.load_partial(row, d - i0); V]
                 } else {
-                    std::array::from_fn(|v| s.load(xb.add(v * S::LANES)))
+                    std::array::from_fn(|v| s.load(row.add(v * S::LANES)))
                 };
                 for r in 0..R {
-                    let gv = s.splat(*g.add(b * m + o0 + r));
+                    let av = s.splat(*a.add(t * a_t + r * a_r));
                     for v in 0..V {
-                        acc[r][v] = s.mul_add(gv, xv[v], acc[r][v]);
+                        acc[r][v] = s.mul_add(av, rv[v], acc[r][v]);
                     }
                 }
             }
             for r in 0..R {
-                let out = gw.add((o0 + r) * d + i0);
+                let dst = out.add(r * d + i0);
                 for v in 0..V {
                     if PARTIAL {
-                        s.store_partial(out, acc[r][0], d - i0);
+                        s.store_partial(dst, acc[r][0], d - i0);
                     } else {
-                        s.store(out.add(v * S::LANES), acc[r][v]);
+                        s.store(dst.add(v * S::LANES), acc[r][v]);
                     }
                 }
             }
         }
     }
 }
+// ANCHOR_END: rank1_tile
 // ANCHOR_END: linear_backward_input
 
 // ANCHOR: linear_backward_weight
 /// `grad_w[o, i] = sum over b of grad_y[b, o] x[b, i]` and `grad_b[o] = sum over b of
-/// grad_y[b, o]`, tiles of `OB` outputs by `IV` vectors of features. The feature tiles are the
-/// outer loop, so the column block of x they read stays in L1 for every output tile.
+/// grad_y[b, o]`, tiles of `OB` outputs by `IV` vectors of features: the tile of
+/// [`linear_backward_input`] with the batch as the terms and x as the rows. The feature tiles
+/// are the outer loop, so the column block of x they read stays in L1 for every output tile.
 #[inline(always)]
 pub(crate) fn linear_backward_weight<S: SimdF32, const OB: usize, const IV: usize>(
     s: S,
@@ -357,24 +345,19 @@ pub(crate) fn linear_backward_weight<S: SimdF32, const OB: usize, const IV: usiz
             *gb += g;
         }
     }
-    let (px, pg, pw) = (x.as_ptr(), grad_y.as_ptr(), grad_weight.as_mut_ptr());
     for (i0, iv) in feature_tiles(d, S::LANES, IV) {
         let mut o0 = 0;
         while o0 < m {
-            let oc = if m - o0 >= OB { OB } else { 1 };
-            let t = ColumnTile { d, m, b0: o0, i0 };
-            // SAFETY: o0 + oc <= m, and the feature tile is as `feature_tiles` promises.
+            let rows = if m - o0 >= OB { OB } else { 1 };
+            // Terms are the images b; a[b, r] = grad_y[b, o0 + r]; the rows summed are x's.
+            let tile = Rank1Tile { terms: batch, d, i0, a_t: m, a_r: 1 };
+            // SAFETY: outputs o0..o0+rows exist in grad_y ([batch, m]) and grad_w ([m, d]), x is
+            // [batch, d], and the feature tile is as `feature_tiles` promises.
             unsafe {
-                match (oc == OB, iv) {
-                    (true, 0) => t.backward_weight::<S, OB, 1, true>(s, batch, px, pg, pw),
-                    (true, 1) => t.backward_weight::<S, OB, 1, false>(s, batch, px, pg, pw),
-                    (true, _) => t.backward_weight::<S, OB, IV, false>(s, batch, px, pg, pw),
-                    (false, 0) => t.backward_weight::<S, 1, 1, true>(s, batch, px, pg, pw),
-                    (false, 1) => t.backward_weight::<S, 1, 1, false>(s, batch, px, pg, pw),
-                    (false, _) => t.backward_weight::<S, 1, IV, false>(s, batch, px, pg, pw),
-                }
+                let (a, out) = (grad_y.as_ptr().add(o0), grad_weight.as_mut_ptr().add(o0 * d));
+                tile.dispatch::<S, OB, IV>(s, rows, iv, a, x.as_ptr(), out);
             }
-            o0 += oc;
+            o0 += rows;
         }
     }
 }
