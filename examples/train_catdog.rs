@@ -214,24 +214,13 @@ impl Outputs {
         }
         let mut lines = String::new();
         for m in history {
-            lines.push_str(&epoch_json(m).to_string());
+            lines.push_str(&m.to_json().to_string());
             lines.push('\n');
         }
         write_atomic(&self.metrics, lines.as_bytes()).map_err(|e| format!("{}: {e}", self.metrics.display()))?;
         training_curves(history, &self.curves)?;
         Ok(())
     }
-}
-
-fn epoch_json(m: &EpochMetrics) -> serde_json::Value {
-    json!({
-        "epoch": m.epoch,
-        "train_loss": m.train_loss,
-        "train_accuracy": m.train_accuracy,
-        "val_loss": m.val_loss,
-        "val_accuracy": m.val_accuracy,
-        "seconds": m.seconds,
-    })
 }
 
 fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
@@ -375,6 +364,6 @@ fn summary(trainer: &Trainer, args: &Args) -> serde_json::Value {
         "seed": c.seed,
         "limit": c.limit,
         "weights": args.save,
-        "per_epoch": s.history.iter().map(epoch_json).collect::<Vec<_>>(),
+        "per_epoch": s.history.iter().map(EpochMetrics::to_json).collect::<Vec<_>>(),
     })
 }

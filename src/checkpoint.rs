@@ -149,6 +149,21 @@ pub struct EpochMetrics {
 }
 // ANCHOR_END: train_state
 
+impl EpochMetrics {
+    /// The figures as a JSON object (`null` for a missing validation figure): the form of the
+    /// history in a checkpoint and of the trainer's per-epoch lines.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "epoch": self.epoch,
+            "train_loss": self.train_loss,
+            "train_accuracy": self.train_accuracy,
+            "val_loss": self.val_loss,
+            "val_accuracy": self.val_accuracy,
+            "seconds": self.seconds,
+        })
+    }
+}
+
 impl TrainState {
     /// The state of a run about to start: a fresh run id, nothing done yet.
     pub fn new(seed: u64, hyper: Hyperparameters) -> Self {
@@ -296,20 +311,7 @@ fn describe_weights(h: usize, w: usize) -> String {
 /// parses back to the same bits.
 fn state_metadata(sgd: &Sgd, state: &TrainState) -> BTreeMap<&'static str, String> {
     let (loss_sum, correct, seen) = state.current.sums();
-    let history: Vec<Value> = state
-        .history
-        .iter()
-        .map(|m| {
-            json!({
-                "epoch": m.epoch,
-                "train_loss": m.train_loss,
-                "train_accuracy": m.train_accuracy,
-                "val_loss": m.val_loss,
-                "val_accuracy": m.val_accuracy,
-                "seconds": m.seconds,
-            })
-        })
-        .collect();
+    let history: Vec<Value> = state.history.iter().map(EpochMetrics::to_json).collect();
     BTreeMap::from([
         ("content", CONTENT_STATE.to_string()),
         (
