@@ -116,6 +116,7 @@ fn run(args: &Args) -> Result<ExitCode, Error> {
     };
     describe(&trainer, &dir, args);
 
+    // ANCHOR: ctrlc
     // Ctrl-C once: finish the step, save, exit. Twice: exit at once.
     let stop = Arc::new(AtomicBool::new(false));
     let presses = Arc::new(AtomicUsize::new(0));
@@ -128,6 +129,7 @@ fn run(args: &Args) -> Result<ExitCode, Error> {
         eprintln!("\ninterrupt: saving after this step (press Ctrl-C again to exit at once)");
         s.store(true, Ordering::SeqCst);
     })?;
+    // ANCHOR_END: ctrlc
 
     let outputs = Outputs::beside(&args.save);
     let mut bar = ProgressBar::hidden();

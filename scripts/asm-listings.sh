@@ -133,4 +133,4 @@ listing sse-conv2d-forward x86::sse::conv2d::conv2d_forward 10 5
 listing avx2-conv2d-forward x86::avx2::conv2d::conv2d_forward 12 6
 # Chapter 6: the AVX-512 convolution tile and fc1's forward pass.
 listing avx512-conv2d-forward x86::avx512::conv2d::conv2d_forward 24 6
-listing avx512-linear-forward x86::avx512::linear::linear_forward 16 1
+listing avx512-linear-forward x86::avx512::linear::linear_forward 12 0

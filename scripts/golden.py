@@ -187,6 +187,7 @@ def layers():
 
 
 # ----------------------------------------------------------------------------------- the networks
+# ANCHOR: catdog_cnn
 class CatDogCnn(nn.Module):
     """The network of anchors/torch_cnn.py, for h x w images, with state_dict names conv1..fc2."""
 
@@ -205,6 +206,7 @@ class CatDogCnn(nn.Module):
         x = F.max_pool2d(torch.relu(self.conv3(x)), 2)
         x = torch.relu(self.fc1(torch.flatten(x, 1)))
         return self.fc2(x).squeeze(1)
+# ANCHOR_END: catdog_cnn
 
 
 class Mlp(nn.Module):

@@ -124,6 +124,7 @@ impl Loader {
     // ANCHOR_END: epoch
 }
 
+// ANCHOR: streams
 /// The generator that shuffles epoch `epoch` of a run seeded with `seed`.
 fn order_rng(seed: u64, epoch: u64) -> Rng {
     rng(sub_seed(seed, 1, epoch))
@@ -134,6 +135,7 @@ fn order_rng(seed: u64, epoch: u64) -> Rng {
 fn augment_rng(seed: u64, epoch: u64, b: usize) -> Rng {
     rng(sub_seed(sub_seed(seed, 2, epoch), 3, b as u64))
 }
+// ANCHOR_END: streams
 
 /// The batches of one epoch, from [`Loader::epoch`]. A read error ends the epoch after being
 /// returned once.

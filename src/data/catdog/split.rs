@@ -43,6 +43,7 @@ impl CatDog {
     }
 }
 
+// ANCHOR: sub_seed
 /// The seed of stream `(a, b)` of a run seeded with `seed`, e.g. the shuffle of epoch `b`: every
 /// pair gets its own, unrelated generator, and the same triple always the same one. (The
 /// SplitMix64 finaliser, so that nearby inputs give far-apart seeds.)
@@ -52,3 +53,4 @@ pub fn sub_seed(seed: u64, a: u64, b: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
+// ANCHOR_END: sub_seed

@@ -135,6 +135,7 @@ impl BatchTile {
                 std::array::from_fn(|o| std::array::from_fn(|v| s.load(yt.add((o0 + o) * bp + (v0 + v) * lanes))));
             let xt = xt.add(v0 * lanes);
             let w = w.add(o0 * d + k0);
+            // ANCHOR: batch_tile_chunk
             for k in (0..full).step_by(KC) {
                 let xv: [[S::V; V]; KC] =
                     std::array::from_fn(|kk| std::array::from_fn(|v| s.load(xt.add((k + kk) * bp + v * lanes))));
@@ -156,6 +157,7 @@ impl BatchTile {
                     }
                 }
             }
+            // ANCHOR_END: batch_tile_chunk
             for k in full..kb {
                 let xv: [S::V; V] = std::array::from_fn(|v| s.load(xt.add(k * bp + v * lanes)));
                 for o in 0..O {
