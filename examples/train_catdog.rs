@@ -178,12 +178,12 @@ fn run(args: &Args) -> Result<ExitCode, Error> {
         Outcome::Finished => {
             let summary = summary(&trainer, args);
             println!(
-                "validation accuracy {:.4} after {} epochs; {:.0} s of training, {:.0} images/s on {} thread(s) ({})",
+                "validation accuracy {:.4} after {}; {:.0} s of training, {:.0} images/s on {} ({})",
                 summary["val_accuracy"].as_f64().unwrap_or(f64::NAN),
-                trainer.state().epoch,
+                plural(trainer.state().epoch, "epoch"),
                 summary["train_seconds"].as_f64().unwrap_or(0.0),
                 summary["images_per_second"].as_f64().unwrap_or(0.0),
-                trainer.threads(),
+                plural(trainer.threads(), "thread"),
                 trainer.kernels().isa(),
             );
             println!("weights: {}  curves: {}", args.save.display(), outputs.curves.display());
@@ -276,10 +276,10 @@ fn describe(trainer: &Trainer, dir: &Path, args: &Args) {
     let split = trainer.split();
     let c = trainer.config();
     println!(
-        "training on {} photos, validating on {}; {} epochs of {} batches of {}, lr {} ({}), momentum {}{}",
+        "training on {} photos, validating on {}; {} of {} batches of {}, lr {} ({}), momentum {}{}",
         split.train.len(),
         split.val.len(),
-        c.epochs,
+        plural(c.epochs, "epoch"),
         trainer.batches_per_epoch(),
         c.batch_size,
         c.lr,
@@ -338,7 +338,18 @@ fn ask(question: &str) -> bool {
     std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
-/// The summary JSON: the figures of the issue and everything needed to reproduce the run.
+/// `3 epochs`, `1 epoch`.
+fn plural(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+/// As a JSON number, an `f32` as it was written on the command line (0.01, not the nearest
+/// f64 to the f32 nearest 0.01).
+fn short(x: f32) -> serde_json::Value {
+    x.to_string().parse::<f64>().map(serde_json::Value::from).unwrap_or(serde_json::Value::Null)
+}
+
+/// The summary JSON: how the run went, and everything needed to reproduce it.
 fn summary(trainer: &Trainer, args: &Args) -> serde_json::Value {
     let s = trainer.state();
     let c = trainer.config();
@@ -359,8 +370,8 @@ fn summary(trainer: &Trainer, args: &Args) -> serde_json::Value {
         "val_images": trainer.split().val.len(),
         "epochs": s.epoch,
         "batch_size": c.batch_size,
-        "lr": c.lr,
-        "momentum": c.momentum,
+        "lr": short(c.lr),
+        "momentum": short(c.momentum),
         "schedule": c.schedule.to_string(),
         "augment": c.augment,
         "seed": c.seed,

@@ -715,6 +715,12 @@ fn the_train_loader_shuffles_by_seed_and_epoch() {
     let mut partial = loader.epoch(2);
     assert!(partial.next().unwrap().is_ok());
     drop(partial);
+    // A resumed epoch starts at its batch without the ones before it, and gives exactly the
+    // batches the whole epoch gives from there, augmentation included.
+    let resumed: Vec<_> = loader.epoch_from(0, 1).map(Result::unwrap).collect();
+    assert_eq!(resumed.len(), 1);
+    assert_eq!((&resumed[0].indices, resumed[0].x.as_slice()), (&e0[1].indices, e0[1].x.as_slice()));
+    assert_eq!(loader.epoch_from(0, 2).count(), 0);
 }
 
 // ---------------------------------------------------------------- the archive

@@ -121,6 +121,8 @@ pub struct Trainer {
     model: CatDogCnn,
     opt: Sgd,
     state: TrainState,
+    /// The position (epochs done, batches done in the next) of the last checkpoint on disk.
+    saved_at: Option<(usize, usize)>,
 }
 
 impl Trainer {
@@ -170,7 +172,10 @@ impl Trainer {
         }
         let mut state = state;
         state.hyper.epochs = config.epochs;
-        Trainer::assemble(config, data, model, opt, state)
+        let position = (state.epoch, state.batch);
+        let mut trainer = Trainer::assemble(config, data, model, opt, state)?;
+        trainer.saved_at = Some(position);
+        Ok(trainer)
     }
 
     fn assemble(
@@ -194,7 +199,7 @@ impl Trainer {
                 config.batch_size
             )));
         }
-        Ok(Trainer { config, k, par, data, split, model, opt, state })
+        Ok(Trainer { config, k, par, data, split, model, opt, state, saved_at: None })
     }
 
     pub fn config(&self) -> &Config {
@@ -251,7 +256,7 @@ impl Trainer {
             on(Event::EpochStart { epoch: epoch + 1, batches, skip });
             let (started, seconds_before, seen_before) =
                 (Instant::now(), self.state.current_seconds, self.state.current.seen());
-            for batch in loader.epoch(epoch as u64).skip(skip) {
+            for batch in loader.epoch_from(epoch as u64, skip) {
                 let batch = batch?;
                 self.opt.lr = self.config.schedule.lr(self.config.lr, self.state.step, total_steps);
                 let stats = self.par.forward_backward(&mut self.model, self.k, batch.x.as_slice(), &batch.labels);
@@ -317,20 +322,21 @@ impl Trainer {
         self.par.predict_proba(&mut self.model, self.k, x)
     }
 
-    fn save_checkpoint(&self, on: &mut dyn FnMut(Event)) -> Result<(), TrainError> {
+    fn save_checkpoint(&mut self, on: &mut dyn FnMut(Event)) -> Result<(), TrainError> {
         if let Some(path) = &self.config.save {
             checkpoint::save(path, &self.model, &self.opt, &self.state)?;
+            self.saved_at = Some((self.state.epoch, self.state.batch));
             on(Event::Saved { path });
         }
         Ok(())
     }
 
     fn diverged(&self, divergence: Divergence) -> TrainError {
-        let saved = match (&self.config.save, self.state.epoch) {
-            (Some(path), epoch) if epoch > 0 || self.state.batch > 0 => {
-                format!(" and {} keeps the last good state", path.display())
+        let saved = match (&self.config.save, self.saved_at) {
+            (Some(path), Some((epoch, batch))) => {
+                format!(" and {} keeps the state after epoch {epoch}, batch {batch}", path.display())
             }
-            _ => String::new(),
+            _ => " before anything was saved".to_string(),
         };
         let momentum_hint = if self.opt.momentum > 0.0 {
             format!(" or less momentum (this run had {})", self.opt.momentum)

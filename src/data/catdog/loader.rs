@@ -106,11 +106,17 @@ impl Loader {
     /// Batch `b` is augmented with a generator seeded from `(seed, epoch, b)`, so the batches do
     /// not depend on timing. Dropping the iterator early stops the thread.
     pub fn epoch(&self, epoch: u64) -> EpochBatches {
+        self.epoch_from(epoch, 0)
+    }
+
+    /// The batches of `epoch` from batch `first` on, as [`Loader::epoch`] would give them after
+    /// `first` batches: a resumed run skips the batches it had done without reading them.
+    pub fn epoch_from(&self, epoch: u64, first: usize) -> EpochBatches {
         let (tx, rx) = sync_channel(self.options.prefetch.max(1));
         let (data, options, order) = (self.data.clone(), self.options.clone(), self.order(epoch));
         let batches = self.batches_per_epoch();
         let worker = std::thread::spawn(move || {
-            for (b, indices) in order.chunks(options.batch_size).take(batches).enumerate() {
+            for (b, indices) in order.chunks(options.batch_size).take(batches).enumerate().skip(first) {
                 let mut augment = options.augment.then(|| augment_rng(options.seed, epoch, b));
                 let batch = data.batch(indices, augment.as_mut());
                 let failed = batch.is_err();
@@ -119,7 +125,7 @@ impl Loader {
                 }
             }
         });
-        EpochBatches { rx: Some(rx), worker: Some(worker), remaining: batches }
+        EpochBatches { rx: Some(rx), worker: Some(worker), remaining: batches.saturating_sub(first) }
     }
     // ANCHOR_END: epoch
 }

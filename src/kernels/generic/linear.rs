@@ -32,8 +32,8 @@ const PREFETCH_AHEAD: usize = 256;
 ///     xt[k][b] = x[b, k0 + k]                          (transpose the block)
 ///     for each tile of OB outputs, each tile of BV vectors of images:
 ///         acc[OB][BV] = yt[tile]
-///         for each chunk of KC features k:            KC * BV loads
-///             for o in the tile, for k in the chunk:   1 broadcast, BV FMAs
+///         for each chunk of KC features:              KC * BV loads
+///             for k in the chunk, for o in the tile:   1 broadcast, BV FMAs
 ///                 acc[o][v] += w[o0 + o, k0 + k] * xt[k][v]
 ///         yt[tile] = acc
 /// y[b, o] = yt[o][b]
@@ -108,12 +108,13 @@ struct BatchTile {
 
 // ANCHOR: batch_tile
 impl BatchTile {
-    /// `KC` features at a time: their `KC * V` vectors of xt sit in registers while each of the
-    /// `O` weight rows gives its `KC` consecutive weights, so a row's cache line is used whole
-    /// before the next row's is touched. (Walking all `O` rows one feature at a time would keep
-    /// `O` lines of W live at once; rows of 32768 floats lie 128 KB apart, a power of two, so
-    /// those lines share one set of the 12-way L1 (indexed by the low 12 bits of the address,
-    /// the same for all of them) and evict one another.)
+    /// `KC` features at a time: their `KC * V` vectors of xt are loaded once per chunk, and within
+    /// the chunk the loop walks the features outside and the `O` outputs inside, so consecutive
+    /// multiply-adds feed different accumulators. The `O` weight rows are read in order, one
+    /// cache line per row every 16 features, and those `O` lines are live together: rows of
+    /// 32768 floats lie 128 KB apart, a multiple of 4 KB, so the lines all fall in one set of the
+    /// 12-way L1 (it is indexed by address bits 6-11, the same for all of them). `O` must stay
+    /// within the 12 ways, or the rows evict one another and every line is fetched again.
     ///
     /// # Safety
     /// `w` is `[m, d]`, `xt` is `[k1 - k0, bp]`, `yt` is `[m, bp]`, and the tile is inside them.
@@ -146,8 +147,9 @@ impl BatchTile {
                     s.prefetch(w.add(o * d + k).wrapping_add(PREFETCH_AHEAD));
                 }
                 // Consecutive multiply-adds go to different accumulators, so none waits for the
-                // one before it; the whole body (O * KC * V of them) stays small enough for
-                // LLVM to unroll, which is what keeps `acc` in registers.
+                // one before it. LLVM unrolls the loop over the outputs (it need not unroll the
+                // one over the chunk's features, and does not for KC = 16, reloading xt[kk] from
+                // the stack instead), which is what keeps `acc` in registers.
                 for kk in 0..KC {
                     for o in 0..O {
                         let wv = s.splat(*w.add(o * d + k + kk));
