@@ -14,6 +14,11 @@
 //!
 //! So images/s times MFLOP per image is the MFLOP/s of the whole step, which can be set
 //! against the machine's peak (`cargo run --release --example bench_report` does that).
+//!
+//! From chapter 8 on, `train_step_threads` times the CNN's step as the trainer runs it, on the
+//! thread pool with 1, 2, ... threads up to the machine's count, with the best kernel table:
+//! the images converted from bytes, forward, backward, SGD update. Chapter 8 compares these
+//! with PyTorch's (`cargo bench --bench train_step -- threads`).
 
 mod common;
 
@@ -39,9 +44,48 @@ fn train_step(c: &mut Criterion) {
 }
 // ANCHOR_END: train_step_bench
 
+// ANCHOR: train_step_threads
+#[cfg(feature = "ch8")]
+fn train_step_threads(c: &mut Criterion) {
+    use simd_cnn::model::CatDogCnn;
+    use simd_cnn::parallel::DataParallel;
+    use simd_cnn::train::Sgd;
+
+    let k = *available_kernels().last().expect("the scalar table is always available");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (batch, side) = (Model::CatDog.batch(), 128);
+    // A batch as the loader hands it over: bytes, converted to [0, 1] in every step.
+    let bytes: Vec<u8> = (0..batch * side * side * 3).map(|i| (i * 7919 % 251) as u8).collect();
+    let labels: Vec<f32> = (0..batch).map(|i| (i % 2) as f32).collect();
+    let mut x = vec![0.0f32; bytes.len()];
+    let mut group = c.benchmark_group("train_step_threads");
+    group.throughput(Throughput::Elements(batch as u64));
+    group.sampling_mode(criterion::SamplingMode::Flat).sample_size(10);
+    for threads in 1..=cpus {
+        let mut pool = DataParallel::new(threads).expect("at least one thread");
+        let mut net = CatDogCnn::new(side, side, 0);
+        let mut opt = Sgd::new(0.01, 0.0);
+        let id = BenchmarkId::new(k.isa().name(), format!("catdog/{threads}"));
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                for (v, &byte) in x.iter_mut().zip(&bytes) {
+                    *v = f32::from(byte) / 255.0;
+                }
+                pool.forward_backward(&mut net, k, &x, &labels);
+                pool.sgd_step(&mut opt, k, &mut net.params_mut());
+            })
+        });
+    }
+    group.finish();
+}
+// ANCHOR_END: train_step_threads
+
+#[cfg(not(feature = "ch8"))]
+fn train_step_threads(_: &mut Criterion) {}
+
 criterion_group! {
     name = benches;
     config = criterion();
-    targets = train_step
+    targets = train_step, train_step_threads
 }
 criterion_main!(benches);

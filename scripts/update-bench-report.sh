@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Regenerates the benchmark report the book quotes in chapters 4, 5, 6 and 8:
+#   book/src/output/bench-report.md    the markdown tables (peaks, every op, the training steps)
+#   book/src/output/bench-report.json  the machine, the peaks and every measurement
+#   book/src/charts/bench/*.svg        the staircase scalar -> SSE -> AVX2 -> AVX-512 of each op
+# It takes about four minutes and wants an idle machine: run nothing else meanwhile. Rows the
+# machine disturbed are marked in the table; if there are many, run it again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+unset SIMD_CNN_MAX_ISA SIMD_CNN_REQUIRE_ISA
+read -r load _ </proc/loadavg || load=0
+if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
+    echo "update-bench-report: load average $load: other work is running, the figures will be low" >&2
+fi
+cargo build --quiet --release --example bench_report
+rm -rf book/src/charts/bench
+./target/release/examples/bench_report \
+    --json-out book/src/output/bench-report.json \
+    --markdown book/src/output/bench-report.md \
+    --svg-dir book/src/charts/bench
