@@ -287,15 +287,26 @@ fn describe(trainer: &Trainer, dir: &Path, args: &Args) {
         c.momentum,
         if c.augment { ", augmented" } else { "" }
     );
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     println!(
-        "kernels: {} ({} lanes), {} threads",
+        "kernels: {} ({} lanes), {}",
         trainer.kernels().isa(),
         trainer.kernels().isa().lanes(),
-        trainer.threads()
+        plural(trainer.threads(), "thread", "threads")
     );
     if let Some(path) = &args.resume {
         let s = trainer.state();
-        println!("resuming {}: {} epochs and {} batches done", path.display(), s.epoch, s.batch);
+        let done = plural(s.epoch, "epoch", "epochs");
+        if s.epoch >= trainer.config().epochs {
+            println!("resuming {}: {done} done already; --epochs larger than {} trains on", path.display(), s.epoch);
+        } else {
+            println!(
+                "resuming {}: {done} done, continuing with epoch {} at batch {}",
+                path.display(),
+                s.epoch + 1,
+                s.batch + 1
+            );
+        }
     }
 }
 

@@ -152,13 +152,15 @@ if wanted ch9-straight || wanted ch9-stop || wanted ch9-resume || wanted ch9-com
     rm -rf runs/resume
     (
         ONLY=()
+        # One thread, so that the SIGINT after 15 seconds falls in the second epoch (about 10
+        # seconds each on the book's machine).
         quick=(--limit 2000 --epochs 2)
         record ch9-straight drop_cargo_progress \
-            cargo run --release --example train_catdog -- "${quick[@]}" --save runs/resume/straight.safetensors
+            cargo run --release --example train_catdog -- "${quick[@]}" --threads 1 --save runs/resume/straight.safetensors
         EXPECT=130 record ch9-stop drop_cargo_progress timeout --preserve-status -s INT 15 \
-            cargo run --release --example train_catdog -- "${quick[@]}" --save runs/resume/stopped.safetensors
+            cargo run --release --example train_catdog -- "${quick[@]}" --threads 1 --save runs/resume/stopped.safetensors
         record ch9-resume drop_cargo_progress \
-            cargo run --release --example train_catdog -- "${quick[@]}" --threads 1 \
+            cargo run --release --example train_catdog -- "${quick[@]}" --threads 2 \
             --save runs/resume/stopped.safetensors --resume runs/resume/stopped.safetensors
         EXPECT=1 record ch9-compare cat cmp -l runs/resume/straight.safetensors runs/resume/stopped.safetensors
     )
