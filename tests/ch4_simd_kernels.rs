@@ -156,6 +156,15 @@ fn linear_matches_scalar() {
 }
 
 #[test]
+fn linear_with_few_outputs_matches_scalar() {
+    // Fewer than 4 outputs (fc2 has 1) take dot products along the features: lengths up to
+    // several times the four accumulators of 16 lanes, with every kind of tail.
+    let shapes = (1..=17usize, 1..=300usize, 1..=3usize, any::<u64>())
+        .prop_map(|(batch, in_features, out_features, seed)| (LinearShape { batch, in_features, out_features }, seed));
+    for_each_simd_isa(64, shapes, |k, &(s, seed)| check_linear(k, &s, seed));
+}
+
+#[test]
 fn linear_matches_scalar_across_feature_blocks() {
     // More than one 2048-feature block in the forward pass, with a partial vector at the end.
     let shapes = (1..=5usize, 4090..=8300usize, 1..=7usize, any::<u64>())

@@ -16,6 +16,11 @@ const FORWARD_BLOCK: usize = 2048;
 /// How far ahead, in floats, the forward pass prefetches each weight row.
 const PREFETCH_AHEAD: usize = 256;
 
+/// With fewer outputs than this, the forward pass takes one dot product per output instead
+/// (`linear_forward_dots`): the transposed copy of x would be read by too few outputs to pay
+/// for itself.
+const FEW_OUTPUTS: usize = 4;
+
 // ANCHOR: linear_forward
 // ANCHOR: linear_forward_fn
 /// `y[b, o] = bias[o] + sum over i of x[b, i] w[o, i]`.
@@ -49,6 +54,9 @@ pub(crate) fn linear_forward<S: SimdF32, const OB: usize, const BV: usize, const
 ) {
     shape.check_forward(x, weight, bias, y);
     let LinearShape { batch, in_features: d, out_features: m } = *shape;
+    if m < FEW_OUTPUTS {
+        return linear_forward_dots(s, d, x, weight, bias, y);
+    }
     let bp = batch.next_multiple_of(S::LANES);
     let vectors = bp / S::LANES;
     let mut yt = AlignedVec::zeros(m * bp);
@@ -94,6 +102,51 @@ pub(crate) fn linear_forward<S: SimdF32, const OB: usize, const BV: usize, const
     }
 }
 // ANCHOR_END: linear_forward_fn
+
+// ANCHOR: linear_forward_dots
+/// The forward pass of a layer with a few outputs (fc2: 128 features to 1), the obvious way:
+/// for each image and output, a dot product along the features, with four accumulators so
+/// that consecutive multiply-adds do not wait for one another, and one horizontal sum at the
+/// end, through memory. Each output is computed on its own, so it does not depend on which
+/// other images share the batch.
+#[inline(always)]
+fn linear_forward_dots<S: SimdF32>(s: S, d: usize, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
+    const { assert!(S::LANES <= 16, "the horizontal sum stores a vector in 16 floats") };
+    let lanes = S::LANES;
+    let step = 4 * lanes;
+    let m = bias.len();
+    for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(m)) {
+        for ((wr, &b), out) in weight.chunks_exact(d).zip(bias).zip(yr.iter_mut()) {
+            let (xp, wp) = (xr.as_ptr(), wr.as_ptr());
+            let mut acc = [s.zero(); 4];
+            let mut i = 0;
+            // SAFETY: i + step <= d, so every load reads inside the rows xr and wr of d floats.
+            unsafe {
+                while i + step <= d {
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        let at = i + j * lanes;
+                        *a = s.mul_add(s.load(xp.add(at)), s.load(wp.add(at)), *a);
+                    }
+                    i += step;
+                }
+            }
+            // SAFETY: i < d inside the loop, and load_n reads min(d - i, LANES) floats from i.
+            unsafe {
+                while i < d {
+                    let n = d - i;
+                    acc[0] = s.mul_add(s.load_n(xp.add(i), n), s.load_n(wp.add(i), n), acc[0]);
+                    i += lanes;
+                }
+            }
+            let sum = s.add(s.add(acc[0], acc[1]), s.add(acc[2], acc[3]));
+            let mut spill = [0.0f32; 16];
+            // SAFETY: spill holds 16 floats, and LANES <= 16 (the assertion above).
+            unsafe { s.store(spill.as_mut_ptr(), sum) };
+            *out = b + spill[..lanes].iter().sum::<f32>();
+        }
+    }
+}
+// ANCHOR_END: linear_forward_dots
 
 /// Outputs `o0..o0+O` by image vectors `v0..v0+V`, over the features `k0..k1` of one block.
 #[derive(Clone, Copy)]
