@@ -7,9 +7,9 @@
 //! | chapter | feature | what it adds |
 //! | --- | --- | --- |
 //! | 1. Tensors and memory | `ch1` | [`tensor`]: shapes, NCHW and NHWC, 64-byte aligned storage, seeded init |
-//! | 2. The forward pass | `ch2` | [`reference`] (the naive oracle), [`kernels`] (the table, scalar entries), [`nn`] layers and losses |
+//! | 2. The forward pass | `ch2` | [`reference`](mod@reference) (the naive oracle), [`kernels`] (the table, scalar entries), [`nn`] layers and losses |
 //! | 3. Backprop and training | `ch3` | backward passes, [`train`] (SGD), [`model`] (the MLP and the CNN), [`data`] (MNIST) |
-//! | 4. SSE | `ch4` | `kernels::x86::sse`, the `SimdF32` trait and the generic kernels, [`bench`] (peaks, timings, reports) |
+//! | 4. SSE | `ch4` | `kernels::x86::sse`, the `SimdF32` trait and the generic kernels, [`bench`](mod@bench) (peaks, timings, reports) |
 //! | 5. AVX2 + FMA | `ch5` | `kernels::x86::avx2` |
 //! | 6. AVX-512 | `ch6` | `kernels::x86::avx512`: masked tails, 32 registers |
 //! | 7. Memory and caches | `ch7` | blocking, packing, fusion |
