@@ -2,7 +2,9 @@
 //!
 //! No pass needs a horizontal sum: in each, every lane of an accumulator is an output element
 //! of its own. The forward pass runs its lanes along the batch (after transposing x block by
-//! block), the two backward passes along the input features.
+//! block), the two backward passes along the input features. The one exception is the forward
+//! pass of a layer with fewer than four outputs (fc2), too small to pay for the transpose: it
+//! takes dot products and sums each one's lanes at the end.
 
 use crate::kernels::LinearShape;
 use crate::kernels::simd::SimdF32;
@@ -107,8 +109,8 @@ pub(crate) fn linear_forward<S: SimdF32, const OB: usize, const BV: usize, const
 /// The forward pass of a layer with a few outputs (fc2: 128 features to 1), the obvious way:
 /// for each image and output, a dot product along the features, with four accumulators so
 /// that consecutive multiply-adds do not wait for one another, and one horizontal sum at the
-/// end, through memory and in pairs. Each output is computed on its own, so it does not depend on which
-/// other images share the batch.
+/// end, through memory and in pairs. Each output is computed on its own, so it does not
+/// depend on which other images share the batch.
 #[inline(always)]
 fn linear_forward_dots<S: SimdF32>(s: S, d: usize, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
     const { assert!(S::LANES <= 16, "the horizontal sum stores a vector in 16 floats") };
