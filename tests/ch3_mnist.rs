@@ -540,19 +540,47 @@ fn epoch_stats_weight_each_batch_by_its_size() {
 }
 
 #[test]
-fn the_loss_guard_stops_nan_infinite_and_exploding_losses() {
-    let mut guard = LossGuard::new();
-    for loss in [2.3, 2.0, 5.0, 1.0, 22.9] {
-        assert!(guard.check(loss).is_ok(), "{loss} should pass after a first loss of 2.3");
-    }
-    let e = guard.check(23.5).unwrap_err();
-    assert_eq!(e.to_string(), "the loss rose from 2.3000 to 23.5000");
-    assert_eq!(guard.check(f32::NAN).unwrap_err().to_string(), "the loss is NaN");
+fn the_loss_guard_stops_nan_infinite_and_lasting_losses() {
+    let window = LossGuard::WINDOW;
+    assert_eq!(LossGuard::new().check(f32::NAN).unwrap_err().to_string(), "the loss is NaN");
     assert_eq!(LossGuard::new().check(f32::INFINITY).unwrap_err().to_string(), "the loss is infinite");
-    // A small first loss does not make the guard hair-trigger.
+
+    // A loss that stays ten times above its start stops the run once the window is full.
+    let mut guard = LossGuard::new();
+    guard.check(2.3).unwrap();
+    for i in 1..window - 1 {
+        assert!(guard.check(30.0).is_ok(), "stopped after {i} batches: the window is not full");
+    }
+    let e = guard.check(30.0).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("the loss rose from 2.3000 to 30.0000 (the median of the last {window} batches)")
+    );
+    // NaN stops at once, whatever came before.
+    assert!(guard.check(f32::NAN).is_err());
+
+    // Below the bound it goes on for ever; a small first loss does not make it hair-trigger.
     let mut guard = LossGuard::new();
     guard.check(0.01).unwrap();
-    assert!(guard.check(9.0).is_ok() && guard.check(10.5).is_err());
+    for _ in 0..3 * window {
+        guard.check(9.0).unwrap();
+    }
+}
+
+#[test]
+fn a_spike_the_run_recovers_from_does_not_stop_it() {
+    // A default cat/dog run on 120 photos (seed 3) went 0.87 -> 27.7 at its second batch, then
+    // recovered within the epoch: a guard that stops it costs more than it saves.
+    let mut guard = LossGuard::new();
+    let mut losses = vec![0.87, 27.7, 9.3, 2.1, 0.9];
+    losses.extend((0..40).map(|i| 0.8 - 0.005 * i as f32));
+    // Spikes shorter than half the window, again and again.
+    for round in 0..10 {
+        losses.extend([40.0, 35.0, 0.7 - 0.01 * round as f32, 0.69, 0.7, 0.68, 0.66, 0.71, 0.7, 0.69]);
+    }
+    for (batch, loss) in losses.into_iter().enumerate() {
+        assert!(guard.check(loss).is_ok(), "stopped at batch {batch} on a loss of {loss}");
+    }
 }
 
 #[test]

@@ -81,22 +81,33 @@ impl EpochStats {
 // ANCHOR_END: epoch_stats
 
 // ANCHOR: loss_guard
-/// Stops a run whose loss has blown up, before it wastes the rest of its epochs: a batch loss
-/// that is NaN or infinite, or one that has grown past [`LossGuard::FACTOR`] times the loss of
-/// the first batch (or past `FACTOR` itself, if the first loss was below 1). Training that works
-/// brings the loss down from where it started; a learning rate that is too high makes it climb,
-/// then overflow.
-#[derive(Clone, Copy, Debug, Default)]
+/// Stops a run whose loss has blown up, before it wastes the rest of its epochs, without stopping
+/// a healthy run over one bad batch. Two signs count:
+///
+/// - a batch loss that is NaN or infinite: nothing recovers from it, so the guard stops at once;
+/// - a loss that *stays* far above where it started: the median of the last
+///   [`LossGuard::WINDOW`] batch losses above [`LossGuard::FACTOR`] times the first batch's (or
+///   above `FACTOR` itself, if the first loss was below 1).
+///
+/// A single batch may spike far higher (a small batch of hard examples right after a large
+/// step does that, and the next steps bring it back down); the median ignores any spike shorter
+/// than half the window. A learning rate that is too high keeps the loss up, batch after batch,
+/// and then overflows.
+#[derive(Clone, Debug, Default)]
 pub struct LossGuard {
     first: Option<f32>,
+    /// The last `WINDOW` batch losses, oldest first.
+    recent: std::collections::VecDeque<f32>,
 }
 
 impl LossGuard {
-    /// How many times the first loss a batch loss may reach.
+    /// How many times the first loss the typical recent loss may reach.
     pub const FACTOR: f32 = 10.0;
+    /// How many batches the guard looks at before it judges a finite loss.
+    pub const WINDOW: usize = 16;
 
     pub fn new() -> Self {
-        LossGuard { first: None }
+        LossGuard::default()
     }
 
     /// `Ok` while the loss looks sane; the first call sets the reference.
@@ -105,18 +116,28 @@ impl LossGuard {
             return Err(Divergence { loss, first: self.first });
         }
         let first = *self.first.get_or_insert(loss);
-        if loss > Self::FACTOR * first.max(1.0) {
-            return Err(Divergence { loss, first: Some(first) });
+        if self.recent.len() == Self::WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(loss);
+        if self.recent.len() < Self::WINDOW {
+            return Ok(());
+        }
+        let mut sorted: Vec<f32> = self.recent.iter().copied().collect();
+        sorted.sort_by(f32::total_cmp);
+        let median = sorted[Self::WINDOW / 2];
+        if median > Self::FACTOR * first.max(1.0) {
+            return Err(Divergence { loss: median, first: Some(first) });
         }
         Ok(())
     }
 }
 // ANCHOR_END: loss_guard
 
-/// A loss that stopped being a number, or grew out of bounds.
+/// A loss that stopped being a number, or stayed out of bounds.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Divergence {
-    /// The offending batch loss.
+    /// The offending loss: the batch loss if it is not finite, else the median of the window.
     pub loss: f32,
     /// The loss of the first batch, if there was one before.
     pub first: Option<f32>,
@@ -127,7 +148,12 @@ impl fmt::Display for Divergence {
         match self.first {
             _ if self.loss.is_nan() => write!(f, "the loss is NaN"),
             _ if !self.loss.is_finite() => write!(f, "the loss is infinite"),
-            Some(first) => write!(f, "the loss rose from {first:.4} to {:.4}", self.loss),
+            Some(first) => write!(
+                f,
+                "the loss rose from {first:.4} to {:.4} (the median of the last {} batches)",
+                self.loss,
+                LossGuard::WINDOW
+            ),
             None => write!(f, "the loss is {}", self.loss),
         }
     }
