@@ -4,8 +4,8 @@
 //!
 //! | file | what it holds | who reads it |
 //! | --- | --- | --- |
-//! | `catdog.safetensors`, the path you give | the weights: PyTorch's `state_dict` of the network, with its names, shapes and layouts | [`load_weights`] (to predict), [`load`], and PyTorch |
-//! | `catdog.state.safetensors`, see [`state_path`] | the SGD velocities under the parameters' names, and in its metadata where the run stands | [`load`] (to resume) |
+//! | `catdog.state.safetensors`, see [`state_path`] | everything a resumed run needs: the weights, the SGD velocities and, in its metadata, where the run stands | [`load`] (to resume) |
+//! | `catdog.safetensors`, the path you give | the weights alone: PyTorch's `state_dict` of the network, with its names, shapes and layouts | [`load_weights`] (to predict), and PyTorch |
 //!
 //! The weights file is exactly what PyTorch would save for the network of
 //! `anchors/torch_cnn.py` written with named layers (`conv1` .. `fc2`, as `scripts/golden.py`
@@ -18,26 +18,33 @@
 //!
 //! works unchanged, and a `state_dict` saved by PyTorch loads here with [`load_weights`].
 //!
-//! [`save`] writes both files atomically (each to a temporary file in the same folder, flushed to
-//! disk, renamed into place), the state first and the weights last. Both carry the run's id and
-//! step counter; [`load`] refuses a pair whose numbers differ, which is what a machine that died
-//! between the two renames leaves behind. Every tensor's data is covered by a SHA-256 in the
-//! metadata, so a damaged file is an error, not a silently different network.
+//! **The commit point.** Two files cannot be renamed into place at one instant, so they must not
+//! need to be: the state file holds the weights too and is the whole checkpoint; the weights file
+//! is an export of it. [`save`] writes the state file atomically ([`crate::files::write_atomic`]:
+//! a temporary file, `fsync`, one rename), and only then the weights file. A crash before the
+//! state file's rename leaves the previous checkpoint whole; a crash after it leaves the new one
+//! whole, with a weights file one save behind until the next save rewrites it. [`load`] reads
+//! the state file alone. So at every instant of a save, what is on disk resumes.
+//!
+//! Every tensor's data and every metadata value is covered by a SHA-256 in the metadata, so a
+//! damaged file is an error, not a silently different network or a run that resumes at epoch
+//! 2^64 - 1; the values are then checked against the bounds of a real run. Files written before
+//! format 2 (a state file of velocities beside the weights) still load.
 //!
 //! Every problem with a file is one [`CheckpointError`], one line naming the file; nothing here
 //! panics on bad input.
 //!
 //! [safetensors]: https://github.com/huggingface/safetensors
 
-use crate::data::download::write_atomic;
+use crate::files::{self, Fault, Step, sha256_hex};
 use crate::model::{CatDogCnn, StepStats};
 use crate::tensor::Tensor;
 use crate::tensor::layout::{hwio_to_oihw, oihw_to_hwio};
 use crate::train::{EpochStats, LrSchedule, Sgd};
 use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -47,8 +54,16 @@ const FORMAT: &str = "pt";
 /// The `content` metadata values that tell the two files apart.
 const CONTENT_WEIGHTS: &str = "weights";
 const CONTENT_STATE: &str = "training-state";
+/// The `simd_cnn_format` metadata value of the files [`save`] writes. Format 2 keeps the weights
+/// in the state file and covers the metadata by the SHA-256; format 1 (no such key) kept only
+/// the velocities there.
+const FORMAT_VERSION: &str = "2";
 /// The largest image side a checkpoint may claim: a guard against absurd metadata.
 const MAX_SIDE: usize = 1 << 16;
+/// The largest batch and epoch count a checkpoint may claim, far beyond any real run.
+const MAX_COUNT: usize = 1 << 24;
+/// The prefix of the velocities' names in the state file: PyTorch's SGD calls them momentum buffers.
+const VELOCITY_PREFIX: &str = "momentum_buffer.";
 
 // ANCHOR: state_dict_shapes
 /// The tensors of PyTorch's `state_dict` for `h` x `w` images, in the order of
@@ -132,35 +147,36 @@ pub struct Hyperparameters {
 }
 
 /// What one epoch measured.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// 1 for the first epoch.
     pub epoch: usize,
     /// Mean loss over the epoch's training batches (weights changing under it).
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_loss: f64,
     /// Fraction of training images classified right during the epoch.
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_accuracy: f64,
     /// Mean loss on the validation images after the epoch, if there are any.
     pub val_loss: Option<f64>,
     /// Fraction of validation images classified right after the epoch, if there are any.
     pub val_accuracy: Option<f64>,
     /// Seconds of training (without the validation).
+    #[serde(deserialize_with = "nan_if_null")]
     pub seconds: f64,
 }
 // ANCHOR_END: train_state
+
+/// JSON has no NaN: serde_json writes it as `null`, which reads back as NaN here.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
 
 impl EpochMetrics {
     /// The figures as a JSON object (`null` for a missing validation figure): the form of the
     /// history in a checkpoint and of the trainer's per-epoch lines.
     pub fn to_json(&self) -> Value {
-        json!({
-            "epoch": self.epoch,
-            "train_loss": self.train_loss,
-            "train_accuracy": self.train_accuracy,
-            "val_loss": self.val_loss,
-            "val_accuracy": self.val_accuracy,
-            "seconds": self.seconds,
-        })
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
@@ -252,13 +268,27 @@ pub enum CheckpointError {
 // ------------------------------------------------------------------------------------ writing
 
 // ANCHOR: save
-/// Saves `model` to `path` and the optimiser and run state to [`state_path`]`(path)`, each file
-/// atomically, the state first. Refuses, before writing anything, a network or velocity that
-/// is not finite: a diverged run never overwrites the last good checkpoint.
+/// Saves the run: the whole checkpoint (weights, velocities, position) to
+/// [`state_path`]`(path)`, then the weights alone to `path`, each file atomically. The state
+/// file's rename is the commit point (see the module's summary). Refuses, before writing
+/// anything, a network or velocity that is not finite: a diverged run never overwrites the last
+/// good checkpoint.
 pub fn save(path: impl AsRef<Path>, model: &CatDogCnn, sgd: &Sgd, state: &TrainState) -> Result<(), CheckpointError> {
+    save_with(path, model, sgd, state, &mut |_| None)
+}
+
+/// [`save`], calling `hook` before every write, `fsync` and rename (see
+/// [`files::write_atomic_with`]): the tests fail or kill the save at each of them in turn.
+pub fn save_with(
+    path: impl AsRef<Path>,
+    model: &CatDogCnn,
+    sgd: &Sgd,
+    state: &TrainState,
+    hook: &mut dyn FnMut(Step) -> Option<Fault>,
+) -> Result<(), CheckpointError> {
     let path = path.as_ref();
     let state_file = state_path(path);
-    let weights = torch_tensors(model.params().map(|p| &p.value));
+    let weights = torch_tensors(model.params().map(|p| &p.value), "");
     check_finite(path, &weights)?;
     let velocities = sgd.velocity();
     let fits = velocities.is_empty()
@@ -272,17 +302,16 @@ pub fn save(path: impl AsRef<Path>, model: &CatDogCnn, sgd: &Sgd, state: &TrainS
         );
         return Err(CheckpointError::Invalid { path: state_file, why });
     }
-    let velocities = torch_tensors(velocities);
+    let velocities = torch_tensors(velocities, VELOCITY_PREFIX);
     check_finite(&state_file, &velocities)?;
 
     let (h, w) = model.image_size();
     let common = [
         ("format", FORMAT.to_string()),
+        ("simd_cnn_format", FORMAT_VERSION.to_string()),
         ("producer", format!("simd-cnn {}", env!("CARGO_PKG_VERSION"))),
         ("run", format!("{:016x}", state.run_id)),
         ("step", state.step.to_string()),
-        ("epoch", state.epoch.to_string()),
-        ("batch", state.batch.to_string()),
         ("image_height", h.to_string()),
         ("image_width", w.to_string()),
     ];
@@ -290,10 +319,18 @@ pub fn save(path: impl AsRef<Path>, model: &CatDogCnn, sgd: &Sgd, state: &TrainS
     weights_meta.insert("content", CONTENT_WEIGHTS.into());
     weights_meta.insert("description", describe_weights(h, w));
     let mut state_meta: BTreeMap<&str, String> = common.into();
-    state_meta.extend(state_metadata(sgd, state));
+    state_meta.insert("content", CONTENT_STATE.into());
+    state_meta.insert(
+        "description",
+        "A simd-cnn training checkpoint (chapter 9): the weights under PyTorch's names, the SGD momentum \
+         buffers as momentum_buffer.<name>, and in `training_state` where the run stands"
+            .into(),
+    );
+    state_meta.insert("training_state", RunRecord::new(sgd, state).to_json());
 
-    write(&state_file, &encode(&velocities, &state_meta))?;
-    write(path, &encode(&weights, &weights_meta))
+    let everything: Vec<(String, Tensor)> = weights.iter().cloned().chain(velocities).collect();
+    write(&state_file, &encode(&everything, &state_meta), hook)?;
+    write(path, &encode(&weights, &weights_meta), hook)
 }
 // ANCHOR_END: save
 
@@ -307,48 +344,78 @@ fn describe_weights(h: usize, w: usize) -> String {
     )
 }
 
-/// The training state as metadata strings. Floats are written in Rust's shortest form that
-/// parses back to the same bits.
-fn state_metadata(sgd: &Sgd, state: &TrainState) -> BTreeMap<&'static str, String> {
-    let (loss_sum, correct, seen) = state.current.sums();
-    let history: Vec<Value> = state.history.iter().map(EpochMetrics::to_json).collect();
-    BTreeMap::from([
-        ("content", CONTENT_STATE.to_string()),
-        (
-            "description",
-            "SGD momentum buffers of the weights file beside it, under the parameters' names and in their \
-             layout, and where the training run stands (simd-cnn, chapter 9)"
-                .to_string(),
-        ),
-        ("seed", state.seed.to_string()),
-        ("lr", sgd.lr.to_string()),
-        ("momentum", sgd.momentum.to_string()),
-        ("velocities", (!sgd.velocity().is_empty()).to_string()),
-        ("batch_size", state.hyper.batch_size.to_string()),
-        ("augment", state.hyper.augment.to_string()),
-        ("val_fraction", state.hyper.val_fraction.to_string()),
-        ("epochs", state.hyper.epochs.to_string()),
-        ("base_lr", state.hyper.base_lr.to_string()),
-        ("schedule", state.hyper.schedule.to_string()),
-        ("limit", state.hyper.limit.map_or("none".to_string(), |n| n.to_string())),
-        ("epoch_loss_sum", loss_sum.to_string()),
-        ("epoch_correct", correct.to_string()),
-        ("epoch_seen", seen.to_string()),
-        ("epoch_seconds", state.current_seconds.to_string()),
-        ("history", Value::Array(history).to_string()),
-    ])
+// ANCHOR: run_record
+/// Where the run stands, as the state file's `training_state` metadata: one JSON object,
+/// written and read by serde. Floats are written in the shortest form that reads back to the
+/// same bits.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunRecord {
+    seed: u64,
+    /// The optimiser: the current learning rate, momentum, whether it holds velocities.
+    lr: f32,
+    momentum: f32,
+    velocities: bool,
+    batch_size: usize,
+    augment: bool,
+    val_fraction: f64,
+    epochs: usize,
+    base_lr: f32,
+    schedule: String,
+    limit: Option<usize>,
+    /// The position: epochs done, batches done in the next one.
+    epoch: usize,
+    batch: usize,
+    /// The running sums of the current epoch (see [`EpochStats::sums`]).
+    epoch_loss_sum: f64,
+    epoch_correct: usize,
+    epoch_seen: usize,
+    epoch_seconds: f64,
+    history: Vec<EpochMetrics>,
+}
+// ANCHOR_END: run_record
+
+impl RunRecord {
+    fn new(sgd: &Sgd, state: &TrainState) -> RunRecord {
+        let (epoch_loss_sum, epoch_correct, epoch_seen) = state.current.sums();
+        let h = &state.hyper;
+        RunRecord {
+            seed: state.seed,
+            lr: sgd.lr,
+            momentum: sgd.momentum,
+            velocities: !sgd.velocity().is_empty(),
+            batch_size: h.batch_size,
+            augment: h.augment,
+            val_fraction: h.val_fraction,
+            epochs: h.epochs,
+            base_lr: h.base_lr,
+            schedule: h.schedule.to_string(),
+            limit: h.limit,
+            epoch: state.epoch,
+            batch: state.batch,
+            epoch_loss_sum,
+            epoch_correct,
+            epoch_seen,
+            epoch_seconds: state.current_seconds,
+            history: state.history.clone(),
+        }
+    }
+
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
-/// Our tensors under PyTorch's names and in its layout (convolution weights OIHW).
-fn torch_tensors<'a>(ours: impl IntoIterator<Item = &'a Tensor>) -> Vec<(&'static str, Tensor)> {
+/// Our tensors under PyTorch's names (after `prefix`) and in its layout (convolution weights OIHW).
+fn torch_tensors<'a>(ours: impl IntoIterator<Item = &'a Tensor>, prefix: &str) -> Vec<(String, Tensor)> {
     CatDogCnn::PARAM_NAMES
         .iter()
         .zip(ours)
-        .map(|(&name, t)| (name, if t.shape().len() == 4 { hwio_to_oihw(t) } else { t.clone() }))
+        .map(|(&name, t)| (format!("{prefix}{name}"), if t.shape().len() == 4 { hwio_to_oihw(t) } else { t.clone() }))
         .collect()
 }
 
-fn check_finite(path: &Path, tensors: &[(&str, Tensor)]) -> Result<(), CheckpointError> {
+fn check_finite(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), CheckpointError> {
     for (name, t) in tensors {
         if let Some((index, &value)) = t.as_slice().iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(CheckpointError::NonFinite { path: path.into(), name: name.to_string(), index, value });
@@ -357,8 +424,12 @@ fn check_finite(path: &Path, tensors: &[(&str, Tensor)]) -> Result<(), Checkpoin
     Ok(())
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    write_atomic(path, bytes).map_err(|source| CheckpointError::Io { path: path.into(), action: "write", source })
+fn write(path: &Path, bytes: &[u8], hook: &mut dyn FnMut(Step) -> Option<Fault>) -> Result<(), CheckpointError> {
+    files::write_atomic_with(path, bytes, hook).map_err(|source| CheckpointError::Io {
+        path: path.into(),
+        action: "write",
+        source,
+    })
 }
 
 // ANCHOR: encode
@@ -370,9 +441,9 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
 /// ```
 ///
 /// The data is every tensor's values, little-endian, one after the other, and `data_offsets`
-/// count from its start. The metadata keys come sorted, with `sha256` (of the data) added, so
-/// the same tensors and metadata always give the same bytes.
-pub fn encode(tensors: &[(&str, Tensor)], metadata: &BTreeMap<&str, String>) -> Vec<u8> {
+/// count from its start. The metadata keys come sorted, with `sha256` added (see [`checksum`]),
+/// so the same tensors and metadata always give the same bytes.
+pub fn encode<N: AsRef<str>>(tensors: &[(N, Tensor)], metadata: &BTreeMap<&str, String>) -> Vec<u8> {
     let mut data = Vec::new();
     let mut entries = String::new();
     for (name, tensor) in tensors {
@@ -380,11 +451,13 @@ pub fn encode(tensors: &[(&str, Tensor)], metadata: &BTreeMap<&str, String>) -> 
         for value in tensor.as_slice() {
             data.extend_from_slice(&value.to_le_bytes());
         }
-        let (name, shape, end) = (Value::from(*name), json!(tensor.shape()), data.len());
+        let (name, shape, end) = (Value::from(name.as_ref()), json!(tensor.shape()), data.len());
         entries += &format!(r#",{name}:{{"dtype":"F32","shape":{shape},"data_offsets":[{begin},{end}]}}"#);
     }
     let mut metadata: BTreeMap<&str, String> = metadata.clone();
-    metadata.insert("sha256", hex(&Sha256::digest(&data)));
+    metadata.remove("sha256");
+    let sha = checksum(metadata.iter().map(|(k, v)| (*k, v.as_str())), &data);
+    metadata.insert("sha256", sha);
     let mut header = format!("{{\"__metadata__\":{}{entries}}}", json!(metadata));
     while !header.len().is_multiple_of(8) {
         header.push(' ');
@@ -397,9 +470,20 @@ pub fn encode(tensors: &[(&str, Tensor)], metadata: &BTreeMap<&str, String>) -> 
 }
 // ANCHOR_END: encode
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+// ANCHOR: checksum
+/// The `sha256` a file carries: of its data alone in format 1; in format 2 (metadata with
+/// `simd_cnn_format`), of the metadata too, written as sorted JSON without `sha256` itself, then
+/// the data, so that no value in the file can change unnoticed.
+pub fn checksum<'a>(metadata: impl IntoIterator<Item = (&'a str, &'a str)>, data: &[u8]) -> String {
+    let metadata: BTreeMap<&str, &str> = metadata.into_iter().filter(|(k, _)| *k != "sha256").collect();
+    if !metadata.contains_key("simd_cnn_format") {
+        return sha256_hex(data);
+    }
+    let mut covered = serde_json::to_vec(&metadata).unwrap_or_default();
+    covered.extend_from_slice(data);
+    sha256_hex(&covered)
 }
+// ANCHOR_END: checksum
 
 // ------------------------------------------------------------------------------------ reading
 
@@ -415,24 +499,41 @@ pub fn load_weights(path: impl AsRef<Path>, image_size: Option<(usize, usize)>) 
 
 // ANCHOR: load
 /// The network, the optimiser and the run state saved by [`save`] at `path`, to resume
-/// training. `image_size` as in [`load_weights`].
+/// training: all of it from the state file beside `path`, which is the whole checkpoint (the
+/// weights file may be one save behind after a crash, and is not needed). `image_size` as in
+/// [`load_weights`].
 pub fn load(
     path: impl AsRef<Path>,
     image_size: Option<(usize, usize)>,
 ) -> Result<(CatDogCnn, Sgd, TrainState), CheckpointError> {
-    let weights = File::read_weights(path.as_ref())?;
-    let model = read_weights(&weights, image_size)?;
-    let state = File::read(&state_path(path.as_ref()))?;
+    let path = path.as_ref();
+    let state = match File::read(&state_path(path)) {
+        Err(CheckpointError::NotFound { path: missing }) => {
+            // The state file given in place of the weights: say which file to give.
+            File::read_weights(path)?;
+            return Err(CheckpointError::NotFound { path: missing });
+        }
+        other => other?,
+    };
     if state.content() != Some(CONTENT_STATE) {
         return Err(state.metadata_error("`content` is not `training-state`: not a training-state file".into()));
     }
-    check_pair(&weights, &state)?;
-    let (sgd, train_state) = read_state(&state)?;
+    let (model, sgd, train_state) = if state.version() >= 2 {
+        read_checkpoint(&state, image_size)?
+    } else {
+        // Format 1: the weights came from the file beside, which must be of the same save.
+        let weights = File::read_weights(path)?;
+        let model = read_weights(&weights, image_size)?;
+        check_pair(&weights, &state)?;
+        let (sgd, train_state) = read_state_v1(&state)?;
+        (model, sgd, train_state)
+    };
+    validate(&state, &sgd, &train_state)?;
     Ok((model, sgd, train_state))
 }
 // ANCHOR_END: load
 
-/// Both files of a pair carry the same run id, step and image size.
+/// Both files of a format-1 pair carry the same run id, step and image size.
 fn check_pair(weights: &File, state: &File) -> Result<(), CheckpointError> {
     for key in ["run", "step", "image_height", "image_width"] {
         let found = state.meta(key)?;
@@ -454,9 +555,19 @@ fn mismatch(weights: &File, state: &File, why: String) -> CheckpointError {
     CheckpointError::Mismatch { state: state.path.clone(), weights: weights.path.clone(), why }
 }
 
+/// PyTorch's names and shapes of the parameters for `h` x `w` images, each name after `prefix`.
+fn expected(h: usize, w: usize, prefix: &str) -> Vec<(String, Vec<usize>)> {
+    state_dict_shapes(h, w).into_iter().map(|(name, shape)| (format!("{prefix}{name}"), shape)).collect()
+}
+
 fn read_weights(file: &File, image_size: Option<(usize, usize)>) -> Result<CatDogCnn, CheckpointError> {
     let (h, w) = file.image_size(image_size)?;
-    let tensors = file.tensors(&state_dict_shapes(h, w))?;
+    let names = expected(h, w, "");
+    file.only(&names)?;
+    network(h, w, file.tensors(&names)?)
+}
+
+fn network(h: usize, w: usize, tensors: Vec<Tensor>) -> Result<CatDogCnn, CheckpointError> {
     let mut model = CatDogCnn::new(h, w, 0);
     for (param, tensor) in model.params_mut().into_iter().zip(tensors) {
         param.value = tensor;
@@ -464,16 +575,60 @@ fn read_weights(file: &File, image_size: Option<(usize, usize)>) -> Result<CatDo
     Ok(model)
 }
 
-fn read_state(file: &File) -> Result<(Sgd, TrainState), CheckpointError> {
+/// A format-2 state file: the weights, the velocities and the [`RunRecord`].
+fn read_checkpoint(
+    file: &File,
+    image_size: Option<(usize, usize)>,
+) -> Result<(CatDogCnn, Sgd, TrainState), CheckpointError> {
+    let (h, w) = file.image_size(image_size)?;
+    let text = file.meta("training_state")?;
+    let record: RunRecord =
+        serde_json::from_str(text).map_err(|e| file.metadata_error(format!("`training_state`: {e}")))?;
+    let (weights, velocities) = (expected(h, w, ""), expected(h, w, VELOCITY_PREFIX));
+    let allowed: Vec<_> =
+        weights.iter().chain(if record.velocities { &velocities[..] } else { &[] }).cloned().collect();
+    file.only(&allowed)?;
+    let model = network(h, w, file.tensors(&weights)?)?;
+    let mut sgd = Sgd::new(record.lr, record.momentum);
+    if record.velocities {
+        sgd.set_velocity(file.tensors(&velocities)?);
+    }
+    let schedule = record.schedule.parse().map_err(|e: String| file.metadata_error(e))?;
+    let run = file.meta("run")?;
+    let state = TrainState {
+        run_id: u64::from_str_radix(run, 16)
+            .map_err(|_| file.metadata_error(format!("`run` {run:?} is not hexadecimal")))?,
+        step: file.parse("step")?,
+        seed: record.seed,
+        hyper: Hyperparameters {
+            batch_size: record.batch_size,
+            augment: record.augment,
+            val_fraction: record.val_fraction,
+            epochs: record.epochs,
+            base_lr: record.base_lr,
+            schedule,
+            limit: record.limit,
+        },
+        epoch: record.epoch,
+        batch: record.batch,
+        current: EpochStats::from_sums(record.epoch_loss_sum, record.epoch_correct, record.epoch_seen),
+        current_seconds: record.epoch_seconds,
+        history: record.history,
+    };
+    Ok((model, sgd, state))
+}
+
+/// A format-1 state file: the velocities under the parameters' names, the state as one
+/// metadata string per value.
+fn read_state_v1(file: &File) -> Result<(Sgd, TrainState), CheckpointError> {
     let (h, w) = file.image_size(None)?;
     let mut sgd = Sgd::new(file.parse("lr")?, file.parse("momentum")?);
-    if !(sgd.lr.is_finite() && sgd.lr > 0.0 && (0.0..1.0).contains(&sgd.momentum)) {
-        return Err(file.metadata_error(format!("lr {} and momentum {} are out of range", sgd.lr, sgd.momentum)));
-    }
     if file.parse::<bool>("velocities")? {
-        sgd.set_velocity(file.tensors(&state_dict_shapes(h, w))?);
-    } else if let Some(name) = file.header.tensors().into_keys().next() {
-        return Err(CheckpointError::UnexpectedTensor { path: file.path.clone(), name });
+        let names = expected(h, w, "");
+        file.only(&names)?;
+        sgd.set_velocity(file.tensors(&names)?);
+    } else {
+        file.only(&[])?;
     }
     let limit = match file.meta("limit")? {
         "none" => None,
@@ -489,13 +644,9 @@ fn read_state(file: &File) -> Result<(Sgd, TrainState), CheckpointError> {
         schedule,
         limit,
     };
-    if hyper.batch_size == 0 || !(0.0..1.0).contains(&hyper.val_fraction) {
-        return Err(file.metadata_error(format!(
-            "batch size {} or validation fraction {} out of range",
-            hyper.batch_size, hyper.val_fraction
-        )));
-    }
     let run = file.meta("run")?;
+    let history: Vec<EpochMetrics> =
+        serde_json::from_str(file.meta("history")?).map_err(|e| file.metadata_error(format!("`history`: {e}")))?;
     let state = TrainState {
         run_id: u64::from_str_radix(run, 16)
             .map_err(|_| file.metadata_error(format!("`run` {run:?} is not hexadecimal")))?,
@@ -510,37 +661,54 @@ fn read_state(file: &File) -> Result<(Sgd, TrainState), CheckpointError> {
             file.parse("epoch_seen")?,
         ),
         current_seconds: file.parse("epoch_seconds")?,
-        history: parse_history(file)?,
+        history,
     };
     Ok((sgd, state))
 }
 
-/// The `history` metadata: a JSON array with one object per epoch (`null` for a missing value).
-fn parse_history(file: &File) -> Result<Vec<EpochMetrics>, CheckpointError> {
-    let text = file.meta("history")?;
-    let bad = |why: String| file.metadata_error(format!("`history`: {why}"));
-    let rows: Vec<Value> = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-    rows.iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let number = |key: &str| match &row[key] {
-                Value::Null => Ok(None),
-                v => v.as_f64().map(Some).ok_or_else(|| bad(format!("entry {i}: `{key}` is not a number"))),
-            };
-            // NaN is written as null: a required value that is null reads back as NaN.
-            let required = |key: &str| Ok::<_, CheckpointError>(number(key)?.unwrap_or(f64::NAN));
-            let epoch = row["epoch"].as_u64().and_then(|e| usize::try_from(e).ok());
-            Ok(EpochMetrics {
-                epoch: epoch.ok_or_else(|| bad(format!("entry {i}: `epoch` is not a count")))?,
-                train_loss: required("train_loss")?,
-                train_accuracy: required("train_accuracy")?,
-                val_loss: number("val_loss")?,
-                val_accuracy: number("val_accuracy")?,
-                seconds: required("seconds")?,
-            })
-        })
-        .collect()
+// ANCHOR: validate
+/// Every value of a run state checked against what a real run can hold: a checkpoint that
+/// passes its checksum but was written by something else, or edited, is an error that names the
+/// value, never a run that trains zero steps or a billion epochs.
+fn validate(file: &File, sgd: &Sgd, state: &TrainState) -> Result<(), CheckpointError> {
+    let h = &state.hyper;
+    let (loss_sum, correct, seen) = state.current.sums();
+    let checks: [(bool, String); 10] = [
+        (sgd.lr.is_finite() && sgd.lr > 0.0, format!("learning rate {}", sgd.lr)),
+        ((0.0..1.0).contains(&sgd.momentum), format!("momentum {}", sgd.momentum)),
+        (h.base_lr.is_finite() && h.base_lr > 0.0, format!("base learning rate {}", h.base_lr)),
+        ((1..=MAX_COUNT).contains(&h.batch_size), format!("batch size {}", h.batch_size)),
+        ((0.0..1.0).contains(&h.val_fraction), format!("validation fraction {}", h.val_fraction)),
+        (h.limit != Some(0), "limit 0".to_string()),
+        (
+            (1..=MAX_COUNT).contains(&h.epochs) && state.epoch <= h.epochs,
+            format!("epoch {} of {}", state.epoch, h.epochs),
+        ),
+        (
+            state.history.len() == state.epoch && state.history.iter().enumerate().all(|(i, m)| m.epoch == i + 1),
+            format!("{} epochs done but {} in the history", state.epoch, state.history.len()),
+        ),
+        (
+            (state.batch as u64) <= state.step
+                && (state.epoch < h.epochs || state.batch == 0)
+                && state.batch.checked_mul(h.batch_size) == Some(seen)
+                && correct <= seen,
+            format!("batch {} (step {}, {seen} images seen, {correct} right)", state.batch, state.step),
+        ),
+        (
+            loss_sum.is_finite()
+                && loss_sum >= 0.0
+                && state.current_seconds.is_finite()
+                && state.current_seconds >= 0.0,
+            format!("running loss {loss_sum} or seconds {}", state.current_seconds),
+        ),
+    ];
+    match checks.into_iter().find(|(ok, _)| !ok) {
+        Some((_, what)) => Err(file.metadata_error(format!("{what}: out of range for a training run"))),
+        None => Ok(()),
+    }
 }
+// ANCHOR_END: validate
 
 // ANCHOR: file
 /// A safetensors file read whole, its header parsed and checked by the `safetensors` crate
@@ -567,9 +735,9 @@ impl File {
         let meta = header.metadata().clone().unwrap_or_default();
         let data_start = 8 + header_len;
         if let Some(expected) = meta.get("sha256")
-            && *expected != hex(&Sha256::digest(&bytes[data_start..]))
+            && *expected != checksum(meta.iter().map(|(k, v)| (k.as_str(), v.as_str())), &bytes[data_start..])
         {
-            return Err(corrupt("the tensor data does not match the SHA-256 in its metadata (damaged)".into()));
+            return Err(corrupt("the data or metadata does not match the SHA-256 in its metadata (damaged)".into()));
         }
         Ok(File { path: path.into(), bytes, data_start, header, meta })
     }
@@ -586,6 +754,19 @@ impl File {
 
     fn content(&self) -> Option<&str> {
         self.meta.get("content").map(String::as_str)
+    }
+
+    /// The `simd_cnn_format` of the file: 1 for files without it.
+    fn version(&self) -> u32 {
+        self.meta.get("simd_cnn_format").and_then(|v| v.parse().ok()).unwrap_or(1)
+    }
+
+    /// Refuses any tensor not in `allowed`, as PyTorch's strict `load_state_dict` does.
+    fn only(&self, allowed: &[(String, Vec<usize>)]) -> Result<(), CheckpointError> {
+        match self.header.tensors().into_keys().find(|n| !allowed.iter().any(|(a, _)| a == n)) {
+            Some(name) => Err(CheckpointError::UnexpectedTensor { path: self.path.clone(), name }),
+            None => Ok(()),
+        }
     }
 
     fn metadata_error(&self, why: String) -> CheckpointError {
@@ -656,13 +837,9 @@ impl File {
     }
 
     // ANCHOR: read_tensors
-    /// Exactly the tensors `expected` (PyTorch's names and shapes), float32 and finite,
-    /// converted to our layout (convolution weights HWIO). Any other tensor is an error, as in
-    /// PyTorch's strict `load_state_dict`.
-    fn tensors(&self, expected: &[(&'static str, Vec<usize>)]) -> Result<Vec<Tensor>, CheckpointError> {
-        if let Some(name) = self.header.tensors().into_keys().find(|n| !expected.iter().any(|(e, _)| e == n)) {
-            return Err(CheckpointError::UnexpectedTensor { path: self.path.clone(), name });
-        }
+    /// The tensors `expected` (PyTorch's names and shapes), float32 and finite, converted to our
+    /// layout (convolution weights HWIO).
+    fn tensors(&self, expected: &[(String, Vec<usize>)]) -> Result<Vec<Tensor>, CheckpointError> {
         let mut tensors = Vec::with_capacity(expected.len());
         for (name, shape) in expected {
             let info = self.info(name, shape)?;

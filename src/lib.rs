@@ -36,6 +36,8 @@ pub mod reference;
 #[cfg(feature = "ch3")]
 pub mod data;
 #[cfg(feature = "ch3")]
+pub mod files;
+#[cfg(feature = "ch3")]
 pub mod model;
 #[cfg(feature = "ch3")]
 pub mod train;

@@ -8,9 +8,10 @@ mod common;
 
 use common::rand_vec;
 use simd_cnn::checkpoint::{
-    self, CheckpointError, EpochMetrics, Hyperparameters, TrainState, encode, load, load_weights, save,
-    state_dict_shapes, state_path,
+    self, CheckpointError, EpochMetrics, Hyperparameters, TrainState, checksum, encode, load, load_weights, save,
+    save_with, state_dict_shapes, state_path,
 };
+use simd_cnn::files::{Fault, Step};
 use simd_cnn::kernels::Kernels;
 use simd_cnn::model::CatDogCnn;
 use simd_cnn::plot::training_curves;
@@ -188,7 +189,16 @@ fn without_momentum_the_state_holds_no_velocity() {
     save(&path, &model, &sgd, &state).unwrap();
     assert_eq!(state_path(&path), dir.path().join("plain.state.safetensors"));
     let bytes = std::fs::read(state_path(&path)).unwrap();
-    assert!(safetensors::SafeTensors::deserialize(&bytes).unwrap().is_empty(), "no tensors in the state file");
+    let mut names = safetensors::SafeTensors::deserialize(&bytes)
+        .unwrap()
+        .names()
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    names.sort();
+    let mut weights: Vec<String> = CatDogCnn::PARAM_NAMES.iter().map(|n| n.to_string()).collect();
+    weights.sort();
+    assert_eq!(names, weights, "the state file holds the weights and no velocity");
     let (model2, sgd2, state2) = load(&path, None).unwrap();
     assert_same_network(&model, &model2);
     assert!(sgd2.velocity().is_empty());
@@ -242,7 +252,7 @@ fn the_weights_file_is_safetensors_byte_for_byte() {
     let meta: BTreeMap<String, String> = metadata(&path);
     assert_eq!(meta["format"], "pt");
     assert_eq!((meta["image_height"].as_str(), meta["image_width"].as_str()), ("128", "128"));
-    assert_eq!((meta["epoch"].as_str(), meta["batch"].as_str(), meta["step"].as_str()), ("1", "0", "0"));
+    assert_eq!((meta["step"].as_str(), meta["simd_cnn_format"].as_str()), ("0", "2"));
     assert!(meta["description"].contains("[n, 3, 128, 128]"), "{}", meta["description"]);
     assert_eq!(meta["sha256"].len(), 64);
 
@@ -458,36 +468,231 @@ fn non_finite_values_are_refused_on_load_and_on_save() {
     assert!(before == after, "a refused save changed the files");
 }
 
+/// What `save` wrote before format 2: the velocities (under the parameters' names) in the state
+/// file, the weights only in the weights file, every value of the state as a metadata string,
+/// and a SHA-256 of the data alone.
+fn save_format_1(path: &Path, model: &CatDogCnn, sgd: &Sgd, state: &TrainState) {
+    let (h, w) = model.image_size();
+    let (loss_sum, correct, seen) = state.current.sums();
+    let history: Vec<serde_json::Value> = state.history.iter().map(EpochMetrics::to_json).collect();
+    let common = BTreeMap::from([
+        ("format", "pt".to_string()),
+        ("producer", "simd-cnn 0.1.0".into()),
+        ("run", format!("{:016x}", state.run_id)),
+        ("step", state.step.to_string()),
+        ("epoch", state.epoch.to_string()),
+        ("batch", state.batch.to_string()),
+        ("image_height", h.to_string()),
+        ("image_width", w.to_string()),
+    ]);
+    let mut weights_meta = common.clone();
+    weights_meta.insert("content", "weights".into());
+    let mut state_meta = common;
+    let hyper = &state.hyper;
+    state_meta.extend([
+        ("content", "training-state".to_string()),
+        ("seed", state.seed.to_string()),
+        ("lr", sgd.lr.to_string()),
+        ("momentum", sgd.momentum.to_string()),
+        ("velocities", (!sgd.velocity().is_empty()).to_string()),
+        ("batch_size", hyper.batch_size.to_string()),
+        ("augment", hyper.augment.to_string()),
+        ("val_fraction", hyper.val_fraction.to_string()),
+        ("epochs", hyper.epochs.to_string()),
+        ("base_lr", hyper.base_lr.to_string()),
+        ("schedule", hyper.schedule.to_string()),
+        ("limit", hyper.limit.map_or("none".to_string(), |n| n.to_string())),
+        ("epoch_loss_sum", loss_sum.to_string()),
+        ("epoch_correct", correct.to_string()),
+        ("epoch_seen", seen.to_string()),
+        ("epoch_seconds", state.current_seconds.to_string()),
+        ("history", serde_json::Value::Array(history).to_string()),
+    ]);
+    let velocities: Vec<(&str, Tensor)> = CatDogCnn::PARAM_NAMES
+        .iter()
+        .zip(sgd.velocity())
+        .map(|(&name, v)| (name, if v.shape().len() == 4 { hwio_to_oihw(v) } else { v.clone() }))
+        .collect();
+    std::fs::write(state_path(path), encode(&velocities, &state_meta)).unwrap();
+    std::fs::write(path, encode(&torch_params(model), &weights_meta)).unwrap();
+}
+
 #[test]
-fn a_state_file_of_another_save_is_refused() {
+fn a_format_1_checkpoint_still_loads_and_its_pair_is_checked() {
     let k = Kernels::best().unwrap();
     let dir = tempdir();
     let path = dir.path().join("catdog.safetensors");
     let state_file = state_path(&path);
-
-    // The same run, one step apart: what a crash between the two renames would leave.
     let (mut model, mut sgd, mut state) = trained(8, 8, 0.9);
-    save(&path, &model, &sgd, &state).unwrap();
+    save_format_1(&path, &model, &sgd, &state);
+    assert!(!metadata(&path).contains_key("simd_cnn_format"));
+    let (model2, sgd2, state2) = load(&path, None).unwrap();
+    assert_same_network(&model, &model2);
+    assert_same_velocity(&sgd, &sgd2);
+    assert_eq!(state, state2);
+
+    // Format 1 needs both files of one save. The same run, one step apart: what a crash
+    // between the two renames of that format left.
     let old_state = std::fs::read(&state_file).unwrap();
     train_step(k, &mut model, &mut sgd, &mut state, 9);
-    save(&path, &model, &sgd, &state).unwrap();
+    save_format_1(&path, &model, &sgd, &state);
     std::fs::write(&state_file, &old_state).unwrap();
     let e = error_of(load(&path, None), &state_file);
     assert!(matches!(&e, CheckpointError::Mismatch { why, .. } if why.contains("`step`")), "{e}");
 
     // Another run at the same step.
     let (a, b) = (trained(8, 8, 0.9), trained(8, 8, 0.9));
-    assert_eq!(a.2.step, b.2.step);
     let other = dir.path().join("other.safetensors");
-    save(&path, &a.0, &a.1, &a.2).unwrap();
-    save(&other, &b.0, &b.1, &b.2).unwrap();
+    save_format_1(&path, &a.0, &a.1, &a.2);
+    save_format_1(&other, &b.0, &b.1, &b.2);
     std::fs::copy(state_path(&other), &state_file).unwrap();
     let e = error_of(load(&path, None), &state_file);
     assert!(matches!(&e, CheckpointError::Mismatch { why, .. } if why.contains("`run`")), "{e}");
+}
 
-    // Weights from PyTorch have no run at all.
-    write_with_reference_writer(&path, &torch_params(&model), &[]);
-    assert!(matches!(error_of(load(&path, None), &state_file), CheckpointError::Mismatch { .. }));
+#[test]
+fn the_state_file_alone_resumes() {
+    // A crash after the state file's rename and before the weights file's: the weights are one
+    // save behind, or (at the first save) missing. Neither matters to a resume.
+    let k = Kernels::best().unwrap();
+    let (_dir, path, (mut model, mut sgd, mut state)) = trained_and_saved(8, 8, 0.9);
+    let old_weights = std::fs::read(&path).unwrap();
+    train_step(k, &mut model, &mut sgd, &mut state, 9);
+    save(&path, &model, &sgd, &state).unwrap();
+    std::fs::write(&path, &old_weights).unwrap();
+    let (model2, _, state2) = load(&path, None).unwrap();
+    assert_same_network(&model, &model2);
+    assert_eq!(state, state2);
+    std::fs::remove_file(&path).unwrap();
+    let (model3, _, _) = load(&path, None).unwrap();
+    assert_same_network(&model, &model3);
+}
+
+// ANCHOR: fault_injection
+#[test]
+fn a_save_failed_or_killed_at_any_step_leaves_a_checkpoint_that_resumes() {
+    let k = Kernels::best().unwrap();
+    let (old_model, old_sgd, old_state) = trained(8, 8, 0.9);
+    let (mut new_model, mut new_sgd, mut new_state) = (old_model.clone(), old_sgd.clone(), old_state.clone());
+    train_step(k, &mut new_model, &mut new_sgd, &mut new_state, 9);
+
+    // Every write, fsync and rename of a save, in order.
+    let dir = tempdir();
+    let mut steps = Vec::new();
+    save_with(dir.path().join("count.safetensors"), &new_model, &new_sgd, &new_state, &mut |s| {
+        steps.push(format!("{s:?}"));
+        None
+    })
+    .unwrap();
+    let renames = steps.iter().filter(|s| s.starts_with("Rename")).count();
+    assert_eq!(renames, 2, "{steps:#?}");
+
+    let mut outcomes = BTreeMap::new();
+    for (at, what) in steps.iter().enumerate() {
+        for fault in [Fault::Fail, Fault::Kill] {
+            let dir = tempdir();
+            let path = dir.path().join("catdog.safetensors");
+            save(&path, &old_model, &old_sgd, &old_state).unwrap();
+            let mut count = 0;
+            let mut hook = |_: Step| {
+                count += 1;
+                (count - 1 == at).then_some(fault)
+            };
+            let result = save_with(&path, &new_model, &new_sgd, &new_state, &mut hook);
+            let case = format!("{fault:?} at step {at} ({what})");
+            let e = result.expect_err(&case).to_string();
+            assert!(!e.contains('\n') && e.contains("catdog"), "{case}: {e}");
+
+            // What is on disk resumes: the old checkpoint or the new one, whole.
+            let (model, sgd, state) = load(&path, None).unwrap_or_else(|e| panic!("{case}: {e}"));
+            let resumed_new = state.step == new_state.step;
+            if resumed_new {
+                assert_eq!(state, new_state, "{case}");
+                assert_same_network(&model, &new_model);
+                assert_same_velocity(&sgd, &new_sgd);
+            } else {
+                assert_eq!(state, old_state, "{case}");
+                assert_same_network(&model, &old_model);
+                assert_same_velocity(&sgd, &old_sgd);
+            }
+            load_weights(&path, None).unwrap_or_else(|e| panic!("{case}: the weights file: {e}"));
+            outcomes.insert(at, resumed_new);
+
+            // The next save leaves the two files and nothing else.
+            save(&path, &new_model, &new_sgd, &new_state).unwrap();
+            let mut names: Vec<String> =
+                std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            names.sort();
+            assert_eq!(names, ["catdog.safetensors", "catdog.state.safetensors"], "{case}");
+        }
+    }
+    // Cut before the state file's rename: the old checkpoint; after it: the new one.
+    assert!(outcomes.values().any(|&n| n) && outcomes.values().any(|&n| !n), "{outcomes:?}");
+}
+// ANCHOR_END: fault_injection
+
+/// The state file at `path` with its `training_state` JSON edited and the SHA-256 made to fit.
+fn edit_training_state(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let file = state_path(path);
+    let bytes = std::fs::read(&file).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = header.metadata().clone().unwrap();
+    let mut record: serde_json::Value = serde_json::from_str(&meta["training_state"]).unwrap();
+    edit(&mut record);
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut named: Vec<(String, Tensor)> = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+            (name, Tensor::from_vec(view.shape(), values))
+        })
+        .collect();
+    named.sort_by_key(|(name, _)| header.info(name).unwrap().data_offsets.0);
+    let mut meta: BTreeMap<&str, String> = meta.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    meta.insert("training_state", record.to_string());
+    std::fs::write(&file, encode(&named, &meta)).unwrap();
+}
+
+#[test]
+fn the_run_state_is_covered_by_the_checksum_and_checked() {
+    // An edited value without a fitting SHA-256 is damage.
+    let (_dir, path, _) = trained_and_saved(8, 8, 0.9);
+    let file = state_path(&path);
+    let bytes = std::fs::read(&file).unwrap();
+    let at = bytes.windows(14).position(|w| w == br#"\"batch_size\""#.as_slice()).unwrap();
+    let mut edited = bytes.clone();
+    edited[at + 14..at + 16].copy_from_slice(b":9"); // batch size 4 -> 9, the same length
+    std::fs::write(&file, &edited).unwrap();
+    assert!(matches!(error_of(load(&path, None), &file), CheckpointError::Corrupt { .. }));
+
+    // A fitting SHA-256 (another writer, or an edit) meets the bounds of a real run.
+    let absurd: [(&str, serde_json::Value); 11] = [
+        ("epoch", u64::MAX.into()),
+        ("batch", (1u64 << 63).into()),
+        ("batch_size", 0.into()),
+        ("epochs", 0.into()),
+        ("epochs", (1u64 << 40).into()),
+        ("momentum", 1.5.into()),
+        ("val_fraction", 1.0.into()),
+        ("epoch_seen", 5.into()),
+        ("epoch_correct", 1000.into()),
+        ("limit", 0.into()),
+        ("history", serde_json::json!([])),
+    ];
+    for (key, value) in absurd {
+        let (_dir, path, _) = trained_and_saved(8, 8, 0.9);
+        edit_training_state(&path, |r| r[key] = value.clone());
+        let e = error_of(load(&path, None), &state_path(&path));
+        assert!(matches!(e, CheckpointError::Metadata { .. }), "{key} = {value}: {e}");
+    }
+    // The edit itself is sound: an unchanged value loads.
+    let (_dir, path, (_, _, state)) = trained_and_saved(8, 8, 0.9);
+    edit_training_state(&path, |r| r["seed"] = 7.into());
+    assert_eq!(load(&path, None).unwrap().2, state);
+    let meta = metadata(&state_path(&path));
+    let pairs = meta.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    assert_eq!(checksum(pairs, &[]).len(), 64);
 }
 
 #[test]
@@ -503,10 +708,10 @@ fn the_files_are_not_confused() {
 #[test]
 fn another_image_size_than_asked_for_is_refused() {
     let (_dir, path, (model, _, _)) = trained_and_saved(16, 16, 0.9);
-    for result in [load_weights(&path, Some((24, 24))).map(|_| ()), load(&path, Some((16, 24))).map(|_| ())] {
-        let e = error_of(result, &path);
-        assert!(matches!(e, CheckpointError::ImageSize { found: (16, 16), .. }), "{e}");
-    }
+    let e = error_of(load_weights(&path, Some((24, 24))), &path);
+    assert!(matches!(e, CheckpointError::ImageSize { found: (16, 16), .. }), "{e}");
+    let e = error_of(load(&path, Some((16, 24))), &state_path(&path));
+    assert!(matches!(e, CheckpointError::ImageSize { found: (16, 16), .. }), "{e}");
     // The same for a PyTorch file, whose size is inferred from fc1.
     write_with_reference_writer(&path, &torch_params(&model), &[]);
     let e = error_of(load_weights(&path, Some((32, 32))), &path);
@@ -676,7 +881,7 @@ fn a_checkpoint_history_draws() {
     let dir = tempdir();
     let path = dir.path().join("catdog.safetensors");
     let (model, sgd, mut state) = trained(8, 8, 0.9);
-    state.history = history(5, true);
+    (state.history, state.epoch) = (history(5, true), 5);
     save(&path, &model, &sgd, &state).unwrap();
     let (_, _, state) = checkpoint::load(&path, None).unwrap();
     let svg_path = dir.path().join("curves.svg");

@@ -14,9 +14,11 @@
 //!   seconds otherwise (in logs and CI);
 //! - every failure is one [`DownloadError`] whose message is one line; nothing panics.
 //!
-//! [`write_atomic`] is the same temporary-file-then-rename pattern for small files the crate
-//! writes itself (JSON results, checkpoints).
+//! [`write_atomic`] (from [`crate::files`]) is the same temporary-file-then-rename pattern for
+//! the files the crate writes itself (JSON results, checkpoints).
 
+pub use crate::files::write_atomic;
+use crate::files::{hex, parent, sync_dir};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
@@ -211,39 +213,13 @@ fn finish(
     Ok(Downloaded { path: dest.to_path_buf(), bytes, sha256: actual, resumed_from })
 }
 
-// ANCHOR: write_atomic
-/// Writes `bytes` to `path` so that `path` holds either its old content or all of the new, even
-/// if the process or the machine dies half-way: write a temporary file in the same folder, flush
-/// it to disk, rename it over `path`, then flush the folder so that the rename itself is durable.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(format!(".{}.part", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let written = File::create(&tmp).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
-    match written.and_then(|()| persist(&tmp, path)) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
-}
-
 /// Renames the finished temporary file `tmp` to `dest` (atomic within a file system) and flushes
-/// the folder's entry to disk. The folder flush is best effort: not every system can open a
-/// folder as a file.
+/// the folder's entry to disk.
 fn persist(tmp: &Path, dest: &Path) -> io::Result<()> {
     fs::rename(tmp, dest)?;
-    let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if let Ok(dir) = File::open(dir) {
-        let _ = dir.sync_all();
-    }
+    sync_dir(parent(dest));
     Ok(())
 }
-// ANCHOR_END: write_atomic
 
 /// `<dest>.part`: where the bytes collect until the file is complete and verified.
 pub fn part_path(dest: &Path) -> PathBuf {
@@ -260,10 +236,6 @@ fn parse_sha256(value: &str) -> Result<String, DownloadError> {
     } else {
         Err(DownloadError::BadSha256 { value: value.to_string() })
     }
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn agent(options: &DownloadOptions) -> ureq::Agent {
