@@ -14,7 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use simd_cnn::checkpoint::{EpochMetrics, state_path};
 use simd_cnn::data::catdog::{self, CatDog, archive_url, find_pet_images};
-use simd_cnn::data::download::{DownloadOptions, write_atomic};
+use simd_cnn::data::download::DownloadOptions;
+use simd_cnn::files::write_atomic;
 use simd_cnn::kernels::Isa;
 use simd_cnn::plot::training_curves;
 use simd_cnn::train::LrSchedule;
@@ -61,11 +62,15 @@ struct Args {
     #[arg(long)]
     threads: Option<usize>,
     /// Checkpoint written after every epoch and on Ctrl-C; the training state goes beside it
-    #[arg(long, default_value = "runs/catdog.safetensors")]
-    save: PathBuf,
+    /// [default: the --resume checkpoint, else runs/catdog.safetensors]
+    #[arg(long)]
+    save: Option<PathBuf>,
     /// Continue the run saved in this checkpoint
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Replace the checkpoint (and its curves) at --save, and the --json-out file, if they exist
+    #[arg(long)]
+    overwrite: bool,
     /// Write a summary of the run as JSON here
     #[arg(long)]
     json_out: Option<PathBuf>,
@@ -88,13 +93,11 @@ fn main() -> ExitCode {
 type Error = Box<dyn std::error::Error>;
 
 fn run(args: &Args) -> Result<ExitCode, Error> {
+    let save = args.save.clone().or_else(|| args.resume.clone()).unwrap_or_else(|| "runs/catdog.safetensors".into());
+    let outputs = Outputs::beside(&save);
+    check_outputs(args, &save, &outputs)?;
     let dir = args.data.clone().unwrap_or_else(|| simd_cnn::data::default_dir("catdog"));
     ensure_photos(&dir, args.download)?;
-    for path in [Some(&args.save), args.json_out.as_ref()].into_iter().flatten() {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-        }
-    }
     let data = CatDog::open(&dir)?;
     let config = Config {
         epochs: args.epochs,
@@ -108,7 +111,8 @@ fn run(args: &Args) -> Result<ExitCode, Error> {
         limit: args.limit,
         threads: args.threads.unwrap_or(Config::default().threads),
         isa: args.isa,
-        save: Some(args.save.clone()),
+        save: Some(save.clone()),
+        overwrite: args.overwrite,
     };
     let mut trainer = match &args.resume {
         Some(path) => Trainer::resume(path, config, data)?,
@@ -131,7 +135,6 @@ fn run(args: &Args) -> Result<ExitCode, Error> {
     })?;
     // ANCHOR_END: ctrlc
 
-    let outputs = Outputs::beside(&args.save);
     let mut bar = ProgressBar::hidden();
     let mut failure: Option<Error> = None;
     let mut history = trainer.state().history.clone();
@@ -169,14 +172,14 @@ fn run(args: &Args) -> Result<ExitCode, Error> {
         Outcome::Stopped { epoch, batch } => {
             println!(
                 "stopped in epoch {epoch} after batch {batch}; saved to {} (and {}). Continue with --resume {}",
-                args.save.display(),
-                state_path(&args.save).display(),
-                args.save.display()
+                save.display(),
+                state_path(&save).display(),
+                save.display()
             );
             Ok(ExitCode::from(130))
         }
         Outcome::Finished => {
-            let summary = summary(&trainer, args);
+            let summary = summary(&trainer, &save);
             println!(
                 "validation accuracy {:.4} after {}; {:.0} s of training, {:.0} images/s on {} ({})",
                 summary["val_accuracy"].as_f64().unwrap_or(f64::NAN),
@@ -186,7 +189,7 @@ fn run(args: &Args) -> Result<ExitCode, Error> {
                 plural(trainer.threads(), "thread"),
                 trainer.kernels().isa(),
             );
-            println!("weights: {}  curves: {}", args.save.display(), outputs.curves.display());
+            println!("weights: {}  curves: {}", save.display(), outputs.curves.display());
             if let Some(path) = &args.json_out {
                 write_atomic(path, serde_json::to_string_pretty(&summary)?.as_bytes())
                     .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -196,6 +199,34 @@ fn run(args: &Args) -> Result<ExitCode, Error> {
         }
     }
 }
+
+// ANCHOR: check_outputs
+/// Before the photos are even opened: every file the run will write can be written, and none
+/// of them replaces an earlier result unasked. (The trainer checks the checkpoint itself the
+/// same way; this adds the files only the example writes.)
+fn check_outputs(args: &Args, save: &Path, outputs: &Outputs) -> Result<(), Error> {
+    for path in [Some(save), args.json_out.as_deref()].into_iter().flatten() {
+        let parent = simd_cnn::files::parent(path);
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: cannot create the folder: {e}", parent.display()))?;
+    }
+    let resuming_here = args.resume.as_deref().is_some_and(|r| r == save);
+    let mut ours: Vec<&Path> = vec![&outputs.metrics, &outputs.curves];
+    ours.extend(args.json_out.as_deref());
+    for path in ours {
+        let derived = path != args.json_out.as_deref().unwrap_or(Path::new(""));
+        if path.exists() && !args.overwrite && !(resuming_here && derived) {
+            return Err(format!(
+                "{} already exists (an earlier run's result): pass --overwrite to replace it, or choose another {}",
+                path.display(),
+                if derived { "--save" } else { "--json-out" }
+            )
+            .into());
+        }
+        simd_cnn::files::check_writable(path).map_err(|e| format!("{}: cannot write there: {e}", path.display()))?;
+    }
+    Ok(())
+}
+// ANCHOR_END: check_outputs
 
 /// The per-epoch metrics (JSON lines) and the curves (SVG), beside the checkpoint.
 struct Outputs {
@@ -361,7 +392,7 @@ fn short(x: f32) -> serde_json::Value {
 }
 
 /// The summary JSON: how the run went, and everything needed to reproduce it.
-fn summary(trainer: &Trainer, args: &Args) -> serde_json::Value {
+fn summary(trainer: &Trainer, save: &Path) -> serde_json::Value {
     let s = trainer.state();
     let c = trainer.config();
     let train_seconds: f64 = s.history.iter().map(|m| m.seconds).sum();
@@ -387,7 +418,7 @@ fn summary(trainer: &Trainer, args: &Args) -> serde_json::Value {
         "augment": c.augment,
         "seed": c.seed,
         "limit": c.limit,
-        "weights": args.save,
+        "weights": save,
         "per_epoch": s.history.iter().map(EpochMetrics::to_json).collect::<Vec<_>>(),
     })
 }

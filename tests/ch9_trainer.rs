@@ -188,6 +188,139 @@ fn a_diverging_run_stops_and_says_what_to_try() {
 }
 
 #[test]
+fn a_new_run_never_replaces_a_checkpoint_unasked() {
+    let tmp = tempfile::tempdir().unwrap();
+    pet_folder(tmp.path(), 10);
+    let cfg = Config { epochs: 1, ..config(tmp.path(), "run.safetensors") };
+    run(&mut Trainer::new(cfg.clone(), open(tmp.path())).unwrap(), None);
+    let path = tmp.path().join("run.safetensors");
+    let before = (fs::read(&path).unwrap(), fs::read(checkpoint::state_path(&path)).unwrap());
+
+    // Forgetting --resume: refused at once, with the ways forward named.
+    let err = Trainer::new(cfg.clone(), open(tmp.path())).err().expect("refused");
+    let message = err.to_string();
+    assert!(matches!(err, TrainError::WouldReplace { .. }), "{message}");
+    assert!(message.contains("--resume") && message.contains("--overwrite") && !message.contains('\n'), "{message}");
+    // The state file alone is a checkpoint too.
+    fs::remove_file(&path).unwrap();
+    assert!(matches!(Trainer::new(cfg.clone(), open(tmp.path())), Err(TrainError::WouldReplace { .. })));
+    fs::write(&path, &before.0).unwrap();
+    // Resuming another checkpoint into this one is the same question.
+    let other = Config { epochs: 1, ..config(tmp.path(), "other.safetensors") };
+    run(&mut Trainer::new(other.clone(), open(tmp.path())).unwrap(), None);
+    let into_run = Config { epochs: 2, ..cfg.clone() };
+    let err = Trainer::resume(&tmp.path().join("other.safetensors"), into_run, open(tmp.path())).err();
+    assert!(matches!(err, Some(TrainError::WouldReplace { .. })), "{err:?}");
+    assert!(before == (fs::read(&path).unwrap(), fs::read(checkpoint::state_path(&path)).unwrap()));
+
+    // Asked to: the old checkpoint stays until the new run's first save replaces it.
+    let mut trainer = Trainer::new(Config { overwrite: true, ..cfg }, open(tmp.path())).unwrap();
+    assert!(before.0 == fs::read(&path).unwrap());
+    run(&mut trainer, None);
+    assert!(before.0 != fs::read(&path).unwrap());
+}
+
+#[test]
+fn unwritable_outputs_are_refused_before_any_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    pet_folder(tmp.path(), 10);
+    fs::create_dir(tmp.path().join("a folder.safetensors")).unwrap();
+    for save in [
+        tmp.path().join("missing/run.safetensors"),
+        tmp.path().join("a folder.safetensors"),
+        PathBuf::from("/proc/simd-cnn-run.safetensors"),
+        PathBuf::from("/"),
+    ] {
+        let cfg = Config { save: Some(save.clone()), ..config(tmp.path(), "") };
+        let err = Trainer::new(cfg, open(tmp.path())).err().unwrap_or_else(|| panic!("{}: accepted", save.display()));
+        let message = err.to_string();
+        assert!(matches!(err, TrainError::Unwritable { .. }), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
+    assert!(!tmp.path().join("missing").exists());
+}
+
+#[test]
+fn a_checkpoint_of_other_photos_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (small, large) = (tmp.path().join("small"), tmp.path().join("large"));
+    pet_folder(&small, 10);
+    pet_folder(&large, 16);
+    let cfg = Config { epochs: 1, ..config(tmp.path(), "run.safetensors") };
+    run(&mut Trainer::new(cfg.clone(), open(&small)).unwrap(), None);
+    let more = Config { epochs: 2, ..cfg };
+    let err = Trainer::resume(&tmp.path().join("run.safetensors"), more.clone(), open(&large)).err().expect("refused");
+    assert!(err.to_string().contains("other photos"), "{err}");
+    assert!(Trainer::resume(&tmp.path().join("run.safetensors"), more, open(&small)).is_ok());
+}
+
+// ANCHOR: sigkill
+/// The child's side of [`sigkill_at_random_moments_never_costs_the_checkpoint`]: trains on the
+/// photos in `$SIMD_CNN_KILL_DIR`, resuming its checkpoint when there is one, until it is killed.
+#[test]
+#[ignore = "run by sigkill_at_random_moments_never_costs_the_checkpoint in a child process"]
+fn train_until_killed() {
+    let Ok(dir) = std::env::var("SIMD_CNN_KILL_DIR") else { return };
+    let dir = PathBuf::from(dir);
+    let save = dir.join("run.safetensors");
+    let cfg = Config { epochs: 1000, threads: 1, ..config(&dir, "run.safetensors") };
+    let mut trainer = if checkpoint::state_path(&save).exists() {
+        Trainer::resume(&save, cfg, open(&dir)).unwrap()
+    } else {
+        Trainer::new(cfg, open(&dir)).unwrap()
+    };
+    trainer.run(&AtomicBool::new(false), &mut quiet).unwrap();
+}
+
+#[test]
+fn sigkill_at_random_moments_never_costs_the_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    pet_folder(tmp.path(), 6);
+    open(tmp.path()); // the cache, built once
+    let save = tmp.path().join("run.safetensors");
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let (mut last_step, mut kills) = (0, 0);
+    while kills < 12 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "train_until_killed", "--ignored", "--test-threads=1"])
+            .env("SIMD_CNN_KILL_DIR", tmp.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(std::time::Duration::from_millis(300 + rng % 1200));
+        child.kill().unwrap(); // SIGKILL: no handler runs, nothing is flushed
+        let status = child.wait().unwrap();
+        assert!(status.code().is_none(), "the child ended by itself ({status}) instead of being killed");
+        kills += 1;
+        if !checkpoint::state_path(&save).exists() {
+            continue; // killed before its first save
+        }
+        let (_, _, state) = checkpoint::load(&save, None).unwrap_or_else(|e| panic!("after kill {kills}: {e}"));
+        assert!(state.step >= last_step, "after kill {kills}: the checkpoint went back from step {last_step}");
+        last_step = state.step;
+    }
+    assert!(last_step > 0, "no checkpoint was ever saved: the kills came too early");
+    // A last run from the checkpoint saves over any leftover of the kills.
+    let cfg = Config {
+        epochs: checkpoint::load(&save, None).unwrap().2.epoch + 1,
+        threads: 1,
+        ..config(tmp.path(), "run.safetensors")
+    };
+    run(&mut Trainer::resume(&save, cfg, open(tmp.path())).unwrap(), None);
+    let leftovers: Vec<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+// ANCHOR_END: sigkill
+
+#[test]
 fn resuming_with_other_settings_is_refused_by_name() {
     let tmp = tempfile::tempdir().unwrap();
     pet_folder(tmp.path(), 10);

@@ -13,6 +13,7 @@
 
 use crate::checkpoint::{self, CheckpointError, EpochMetrics, Hyperparameters, TrainState};
 use crate::data::catdog::{CatDog, CatDogError, LoaderOptions, Split, sub_seed};
+use crate::files;
 use crate::kernels::{Isa, IsaError, Kernels};
 use crate::model::{CatDogCnn, StepStats};
 use crate::nn::loss;
@@ -48,6 +49,9 @@ pub struct Config {
     pub isa: Option<Isa>,
     /// Where to save a checkpoint after every epoch and when stopped.
     pub save: Option<PathBuf>,
+    /// Whether a new run may replace a checkpoint already at `save` (of another run, or of this
+    /// one when it is not resumed). Without it, such a run refuses to start.
+    pub overwrite: bool,
 }
 
 impl Default for Config {
@@ -65,6 +69,7 @@ impl Default for Config {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             isa: None,
             save: None,
+            overwrite: false,
         }
     }
 }
@@ -83,6 +88,13 @@ pub enum TrainError {
     Threads(#[from] ParallelError),
     #[error("{0}")]
     Config(String),
+    #[error(
+        "{} already holds a checkpoint: continue it with --resume {}, or start over with --overwrite (it is replaced at the first save) or another --save",
+        path.display(), path.display()
+    )]
+    WouldReplace { path: PathBuf },
+    #[error("{}: cannot save there: {source}", path.display())]
+    Unwritable { path: PathBuf, source: std::io::Error },
     #[error(
         "epoch {epoch}, batch {batch}: {divergence}. The run stopped{saved}; try a smaller --lr (this run had {lr}){momentum_hint}"
     )]
@@ -129,6 +141,7 @@ impl Trainer {
     /// A new run on `data`, as `config` asks.
     pub fn new(config: Config, data: CatDog) -> Result<Trainer, TrainError> {
         check(&config)?;
+        check_outputs(&config, None)?;
         let size = data.image_size();
         let hyper = hyperparameters(&config);
         let model = CatDogCnn::new(size, size, config.seed);
@@ -143,6 +156,8 @@ impl Trainer {
     /// (with a constant learning rate), other threads or another instruction set (the last
     /// changes the rounding, so the continuation is then no longer bit-identical).
     pub fn resume(path: &Path, config: Config, data: CatDog) -> Result<Trainer, TrainError> {
+        check(&config)?;
+        check_outputs(&config, Some(path))?;
         let size = data.image_size();
         let (model, opt, state) = checkpoint::load(path, Some((size, size)))?;
         let saved = &state.hyper;
@@ -174,6 +189,19 @@ impl Trainer {
         state.hyper.epochs = config.epochs;
         let position = (state.epoch, state.batch);
         let mut trainer = Trainer::assemble(config, data, model, opt, state)?;
+        // The position must be one this data set can reach: the same batches per epoch.
+        let (batches, s) = (trainer.batches_per_epoch(), &trainer.state);
+        let step = (s.epoch as u64).checked_mul(batches as u64).and_then(|n| n.checked_add(s.batch as u64));
+        if s.batch >= batches.max(1) || step != Some(s.step) {
+            return Err(TrainError::Config(format!(
+                "{}: epoch {}, batch {}, step {} is not a position of a run with {batches} batches per epoch; \
+                 was it trained on other photos?",
+                path.display(),
+                s.epoch,
+                s.batch,
+                s.step
+            )));
+        }
         trainer.saved_at = Some(position);
         Ok(trainer)
     }
@@ -250,7 +278,7 @@ impl Trainer {
         let loader = self.data.loader(&self.split.train, options);
         let batches = loader.batches_per_epoch();
         let total_steps = (self.config.epochs * batches) as u64;
-        let mut guard = LossGuard::new();
+        let mut guard = LossGuard::with_window(batches.min(LossGuard::WINDOW));
         while self.state.epoch < self.config.epochs {
             let (epoch, skip) = (self.state.epoch, self.state.batch);
             on(Event::EpochStart { epoch: epoch + 1, batches, skip });
@@ -375,6 +403,29 @@ fn check(config: &Config) -> Result<(), TrainError> {
         return bad("--limit must be at least 1".into());
     }
     Ok(())
+}
+
+// ANCHOR: check_outputs
+/// Before any training: the checkpoint's two files can be written, and the run replaces no
+/// checkpoint unasked (one it resumes from is its own). Finding out after an epoch would cost
+/// the epoch; finding out never would cost an earlier run.
+fn check_outputs(config: &Config, resumed: Option<&Path>) -> Result<(), TrainError> {
+    let Some(save) = &config.save else { return Ok(()) };
+    for path in [save.clone(), checkpoint::state_path(save)] {
+        files::check_writable(&path).map_err(|source| TrainError::Unwritable { path, source })?;
+    }
+    let own = resumed.is_some_and(|r| same_file(r, save));
+    let exists = save.is_file() || checkpoint::state_path(save).is_file();
+    if exists && !own && !config.overwrite {
+        return Err(TrainError::WouldReplace { path: save.clone() });
+    }
+    Ok(())
+}
+// ANCHOR_END: check_outputs
+
+/// Whether two paths name the same file (the same path, or two ways to reach it).
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
 fn hyperparameters(config: &Config) -> Hyperparameters {

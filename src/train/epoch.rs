@@ -86,18 +86,27 @@ impl EpochStats {
 ///
 /// - a batch loss that is NaN or infinite: nothing recovers from it, so the guard stops at once;
 /// - a loss that *stays* far above where it started: the median of the last
-///   [`LossGuard::WINDOW`] batch losses above [`LossGuard::FACTOR`] times the first batch's (or
-///   above `FACTOR` itself, if the first loss was below 1).
+///   [`LossGuard::WINDOW`] batch losses (fewer in a short run, see [`LossGuard::with_window`])
+///   above [`LossGuard::FACTOR`] times the first batch's (or above `FACTOR` itself, if the first
+///   loss was below 1).
 ///
 /// A single batch may spike far higher (a small batch of hard examples right after a large
 /// step does that, and the next steps bring it back down); the median ignores any spike shorter
 /// than half the window. A learning rate that is too high keeps the loss up, batch after batch,
 /// and then overflows.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct LossGuard {
     first: Option<f32>,
-    /// The last `WINDOW` batch losses, oldest first.
+    /// How many batch losses the median is taken over.
+    window: usize,
+    /// The last `window` batch losses, oldest first.
     recent: std::collections::VecDeque<f32>,
+}
+
+impl Default for LossGuard {
+    fn default() -> Self {
+        LossGuard::with_window(Self::WINDOW)
+    }
 }
 
 impl LossGuard {
@@ -110,24 +119,30 @@ impl LossGuard {
         LossGuard::default()
     }
 
+    /// A guard that judges the median of `window` batches (at least 3): a run of a few batches
+    /// per epoch passes the number of its batches, so that a diverged epoch is caught within it.
+    pub fn with_window(window: usize) -> Self {
+        LossGuard { first: None, window: window.max(3), recent: Default::default() }
+    }
+
     /// `Ok` while the loss looks sane; the first call sets the reference.
     pub fn check(&mut self, loss: f32) -> Result<(), Divergence> {
         if !loss.is_finite() {
-            return Err(Divergence { loss, first: self.first });
+            return Err(Divergence { loss, first: self.first, window: 1 });
         }
         let first = *self.first.get_or_insert(loss);
-        if self.recent.len() == Self::WINDOW {
+        if self.recent.len() == self.window {
             self.recent.pop_front();
         }
         self.recent.push_back(loss);
-        if self.recent.len() < Self::WINDOW {
+        if self.recent.len() < self.window {
             return Ok(());
         }
         let mut sorted: Vec<f32> = self.recent.iter().copied().collect();
         sorted.sort_by(f32::total_cmp);
-        let median = sorted[Self::WINDOW / 2];
+        let median = sorted[self.window / 2];
         if median > Self::FACTOR * first.max(1.0) {
-            return Err(Divergence { loss: median, first: Some(first) });
+            return Err(Divergence { loss: median, first: Some(first), window: self.window });
         }
         Ok(())
     }
@@ -141,6 +156,8 @@ pub struct Divergence {
     pub loss: f32,
     /// The loss of the first batch, if there was one before.
     pub first: Option<f32>,
+    /// How many batches `loss` is the median of.
+    pub window: usize,
 }
 
 impl fmt::Display for Divergence {
@@ -151,8 +168,7 @@ impl fmt::Display for Divergence {
             Some(first) => write!(
                 f,
                 "the loss rose from {first:.4} to {:.4} (the median of the last {} batches)",
-                self.loss,
-                LossGuard::WINDOW
+                self.loss, self.window
             ),
             None => write!(f, "the loss is {}", self.loss),
         }
