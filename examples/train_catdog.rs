@@ -94,11 +94,6 @@ type Error = Box<dyn std::error::Error>;
 
 fn run(args: &Args) -> Result<ExitCode, Error> {
     let save = args.save.clone().or_else(|| args.resume.clone()).unwrap_or_else(|| "runs/catdog.safetensors".into());
-    let outputs = Outputs::beside(&save);
-    check_outputs(args, &save, &outputs)?;
-    let dir = args.data.clone().unwrap_or_else(|| simd_cnn::data::default_dir("catdog"));
-    ensure_photos(&dir, args.download)?;
-    let data = CatDog::open(&dir)?;
     let config = Config {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -114,6 +109,11 @@ fn run(args: &Args) -> Result<ExitCode, Error> {
         save: Some(save.clone()),
         overwrite: args.overwrite,
     };
+    let outputs = Outputs::beside(&save);
+    check_outputs(args, &config, &outputs)?;
+    let dir = args.data.clone().unwrap_or_else(|| simd_cnn::data::default_dir("catdog"));
+    ensure_photos(&dir, args.download)?;
+    let data = CatDog::open(&dir)?;
     let mut trainer = match &args.resume {
         Some(path) => Trainer::resume(path, config, data)?,
         None => Trainer::new(config, data)?,
@@ -202,27 +202,27 @@ fn run(args: &Args) -> Result<ExitCode, Error> {
 
 // ANCHOR: check_outputs
 /// Before the photos are even opened: every file the run will write can be written, and none
-/// of them replaces an earlier result unasked. (The trainer checks the checkpoint itself the
-/// same way; this adds the files only the example writes.)
-fn check_outputs(args: &Args, save: &Path, outputs: &Outputs) -> Result<(), Error> {
+/// of them replaces an earlier result unasked. The trainer's own check covers the checkpoint;
+/// this adds the files only the example writes.
+fn check_outputs(args: &Args, config: &Config, outputs: &Outputs) -> Result<(), Error> {
+    let save = config.save.as_deref().unwrap_or(Path::new(""));
     for path in [Some(save), args.json_out.as_deref()].into_iter().flatten() {
         let parent = simd_cnn::files::parent(path);
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: cannot create the folder: {e}", parent.display()))?;
     }
+    simd_cnn::train::catdog::check_outputs(config, args.resume.as_deref())?;
     let resuming_here = args.resume.as_deref().is_some_and(|r| r == save);
-    let mut ours: Vec<&Path> = vec![&outputs.metrics, &outputs.curves];
-    ours.extend(args.json_out.as_deref());
-    for path in ours {
-        let derived = path != args.json_out.as_deref().unwrap_or(Path::new(""));
-        if path.exists() && !args.overwrite && !(resuming_here && derived) {
+    let beside = [(&outputs.metrics, "--save"), (&outputs.curves, "--save")].into_iter();
+    for (path, flag) in beside.chain(args.json_out.as_ref().map(|p| (p, "--json-out"))) {
+        simd_cnn::files::check_writable(path).map_err(|e| format!("{}: cannot write there: {e}", path.display()))?;
+        let own = resuming_here && flag == "--save";
+        if path.exists() && !own && !args.overwrite {
             return Err(format!(
-                "{} already exists (an earlier run's result): pass --overwrite to replace it, or choose another {}",
-                path.display(),
-                if derived { "--save" } else { "--json-out" }
+                "{} already exists (an earlier run's result): pass --overwrite to replace it, or choose another {flag}",
+                path.display()
             )
             .into());
         }
-        simd_cnn::files::check_writable(path).map_err(|e| format!("{}: cannot write there: {e}", path.display()))?;
     }
     Ok(())
 }

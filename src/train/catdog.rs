@@ -407,9 +407,10 @@ fn check(config: &Config) -> Result<(), TrainError> {
 
 // ANCHOR: check_outputs
 /// Before any training: the checkpoint's two files can be written, and the run replaces no
-/// checkpoint unasked (one it resumes from is its own). Finding out after an epoch would cost
-/// the epoch; finding out never would cost an earlier run.
-fn check_outputs(config: &Config, resumed: Option<&Path>) -> Result<(), TrainError> {
+/// checkpoint unasked (one it resumes from, `resumed`, is its own). Finding out after an epoch
+/// would cost the epoch; finding out never would cost an earlier run. [`Trainer::new`] and
+/// [`Trainer::resume`] call it; a program calls it sooner, before it opens the photos.
+pub fn check_outputs(config: &Config, resumed: Option<&Path>) -> Result<(), TrainError> {
     let Some(save) = &config.save else { return Ok(()) };
     for path in [save.clone(), checkpoint::state_path(save)] {
         files::check_writable(&path).map_err(|source| TrainError::Unwritable { path, source })?;
