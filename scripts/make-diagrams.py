@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """The explanatory diagrams of the book, written as plain SVG.
 
-Run from anywhere: `python3 book/src/diagrams/make_diagrams.py` rewrites every SVG in this
-folder. No dependencies beyond the Python standard library. One style for all of them: the
+Run from anywhere: `python3 scripts/make-diagrams.py` rewrites every SVG in
+book/src/diagrams/. No dependencies beyond the Python standard library. One style for all of them: the
 Okabe-Ito palette of the benchmark charts, sans-serif text, 1.5 px outlines, and a white
 background so that they read in the dark themes too."""
 
 import math
 import os
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "book", "src", "diagrams")
 
 INK = "#222222"
 BLUE = "#0072B2"; ORANGE = "#E69F00"; SKY = "#56B4E9"; GREEN = "#009E73"
