@@ -361,6 +361,12 @@ fn bad_settings_are_one_line_errors() {
         (Config { val_fraction: 1.0, ..Config::default() }, "--val-fraction"),
         (Config { momentum: 1.5, ..Config::default() }, "--momentum"),
         (Config { batch_size: 64, ..Config::default() }, "fewer than one batch"),
+        (Config { batch_size: usize::MAX, ..Config::default() }, "fewer than one batch"),
+        (Config { epochs: usize::MAX, ..Config::default() }, "--epochs"),
+        (Config { threads: 0, ..Config::default() }, "--threads"),
+        (Config { threads: 1 << 20, ..Config::default() }, "--threads"),
+        (Config { lr: f32::NAN, ..Config::default() }, "--lr"),
+        (Config { val_fraction: f64::NAN, ..Config::default() }, "--val-fraction"),
     ] {
         let message = Trainer::new(cfg, open(tmp.path())).err().expect("refused").to_string();
         assert!(message.contains(words) && !message.contains('\n'), "{message}");

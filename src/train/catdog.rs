@@ -382,10 +382,24 @@ impl Trainer {
     }
 }
 
+/// The most epochs a run may ask for: a million epochs of the whole data set would take a
+/// decade here, and the step counter (epochs x batches) stays far inside a `u64`.
+pub const MAX_EPOCHS: usize = 1_000_000;
+/// The most threads a pool may have: far more than any CPU's cores, far fewer than would take
+/// minutes to start.
+pub const MAX_THREADS: usize = 1024;
+
 fn check(config: &Config) -> Result<(), TrainError> {
     let bad = |what: String| Err(TrainError::Config(what));
-    if config.epochs == 0 {
-        return bad("--epochs must be at least 1".into());
+    if !(1..=MAX_EPOCHS).contains(&config.epochs) {
+        return bad(format!("--epochs must be between 1 and {MAX_EPOCHS}, not {}", config.epochs));
+    }
+    if !(1..=MAX_THREADS).contains(&config.threads) {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        return bad(format!(
+            "--threads must be between 1 and {MAX_THREADS}, not {} (this machine has {cpus} logical CPUs)",
+            config.threads
+        ));
     }
     if config.batch_size == 0 {
         return bad("--batch-size must be at least 1".into());
