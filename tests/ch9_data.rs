@@ -627,7 +627,7 @@ fn opening_reports_what_it_does_as_events() {
         let data = CatDog::open_reporting(&folder.dir, opts, &mut |e| events.push(e)).unwrap();
         (data, events)
     };
-    // A build: one progress event per photo, counting up to all of them, then the summary.
+    // A build: a progress event as it starts and one per photo, up to all of them, then the summary.
     let (data, events) = open(&opts);
     let progress: Vec<usize> = events
         .iter()
@@ -636,7 +636,7 @@ fn opening_reports_what_it_does_as_events() {
             _ => None,
         })
         .collect();
-    assert_eq!(progress, (1..=files).collect::<Vec<_>>());
+    assert_eq!(progress, (0..=files).collect::<Vec<_>>());
     let Some(OpenEvent::Built { stored, files: f, skipped, path, first_skipped, more_skipped, .. }) = events.last()
     else {
         panic!("{events:?}")

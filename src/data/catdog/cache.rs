@@ -187,7 +187,8 @@ pub enum OpenEvent {
     /// The cache could not go to the first place it belongs (the data folder is read-only...),
     /// and goes to `path` instead.
     Elsewhere { refused: Vec<String>, path: PathBuf },
-    /// `done` of `total` photos decoded (only with [`OpenOptions::progress`]).
+    /// `done` of `total` photos decoded, from 0 when decoding starts (only with
+    /// [`OpenOptions::progress`]).
     Decoding { done: usize, total: usize },
     /// The photos were decoded and the cache written to `path`. `first_skipped` lists the first
     /// few photos that could not be decoded, `more_skipped` how many others did not.
@@ -651,6 +652,7 @@ fn write_images(
             .collect();
         drop(done_tx); // the loop below ends when the last worker drops its sender
         if let Some(progress) = progress {
+            progress(0);
             for (done, ()) in done_rx.iter().enumerate() {
                 progress(done + 1);
             }
