@@ -3,11 +3,16 @@
 //!
 //! ```text
 //! cargo run --example catdog_data -- --data ../shared/data/catdog
+//! cargo run --example catdog_data -- --cache-dir /tmp/caches    # a separate cache, there
 //! /usr/bin/time -v cargo run --example catdog_data -- --open-only   # peak memory of a build
 //! ```
+//!
+//! Every error is one line on stderr and a non-zero exit status.
 use clap::Parser;
-use simd_cnn::data::catdog::{CatDog, Loader, LoaderOptions, OpenOptions, extract_pet_images};
+use indicatif::{ProgressBar, ProgressStyle};
+use simd_cnn::data::catdog::{CatDog, Loader, LoaderOptions, MAX_THREADS, OpenEvent, OpenOptions, extract_pet_images};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Parser, Debug)]
@@ -15,13 +20,15 @@ struct Args {
     /// The folder that holds PetImages/ (default: $SIMD_CNN_DATA/catdog, else data/catdog).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Where the cache goes when the data folder is read-only (default: ~/.cache/simd-cnn).
+    /// Where the image cache goes (default: beside PetImages/, or ~/.cache/simd-cnn when that
+    /// folder is read-only).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
-    /// Decoding threads (default: one per core).
-    #[arg(long, default_value_t = 0)]
+    /// Decoding threads, up to 1024 (default: one per core).
+    #[arg(long, default_value_t = 0, value_parser = thread_count)]
     threads: usize,
-    #[arg(long, default_value_t = 16)]
+    /// Images per batch, from 1 to the number of training images.
+    #[arg(long, default_value_t = 16, value_parser = at_least_one)]
     batch_size: usize,
     /// The Microsoft zip (kagglecatsanddogs_5340.zip) to extract first, if the folder has no
     /// PetImages yet.
@@ -32,8 +39,43 @@ struct Args {
     open_only: bool,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+fn thread_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= MAX_THREADS => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number from 0 (one per core) to {MAX_THREADS}")),
+    }
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number of at least 1")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // --help is not an error; clap prints it in full.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let rendered = e.to_string();
+            eprintln!("{}", rendered.lines().next().unwrap_or("error: invalid arguments"));
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Error = Box<dyn std::error::Error>;
+
+fn run(args: &Args) -> Result<(), Error> {
     let dir = args.data.clone().unwrap_or_else(|| simd_cnn::data::default_dir("catdog"));
     let options = OpenOptions { threads: args.threads, cache_dir: args.cache_dir.clone(), ..OpenOptions::default() };
 
@@ -51,7 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let t = Instant::now();
-    let data = CatDog::open_with(&dir, &options)?;
+    let data = open(&dir, &options)?;
     println!(
         "{:?} {} in {:.2} s: {} images ({} cats, {} dogs), {}",
         data.origin(),
@@ -66,11 +108,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let t = Instant::now();
-    let again = CatDog::open_with(&dir, &options)?;
+    let again = open(&dir, &options)?;
     println!("{:?} again in {:.3} s", again.origin(), t.elapsed().as_secs_f64());
 
     let split = data.split(0.2, 0)?;
     println!("split: {} train, {} validation", split.train.len(), split.val.len());
+    if args.batch_size > split.train.len() {
+        return Err(format!(
+            "--batch-size {}: more than the {} training images (the loader serves full batches only)",
+            args.batch_size,
+            split.train.len()
+        )
+        .into());
+    }
     for options in [LoaderOptions::train(args.batch_size, 0), LoaderOptions::train(args.batch_size, 0).augmented()] {
         let loader = data.loader(&split.train, options);
         let (images, seconds) = drain(&loader)?;
@@ -80,8 +130,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// [`CatDog::open_reporting`], with a progress bar while the photos are decoded (on a
+/// terminal) and the notes of the library on stderr.
+fn open(dir: &std::path::Path, options: &OpenOptions) -> Result<CatDog, Error> {
+    let mut bar: Option<ProgressBar> = None;
+    let data = CatDog::open_reporting(dir, options, &mut |event| match event {
+        OpenEvent::Decoding { done, total } => {
+            let bar = bar.get_or_insert_with(|| {
+                let style = ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} ({per_sec}, {eta} left)")
+                    .expect("the template is valid");
+                ProgressBar::new(total as u64).with_style(style).with_message("decoding photos")
+            });
+            bar.set_position(done as u64);
+        }
+        other => {
+            if let Some(bar) = bar.take() {
+                bar.finish_and_clear();
+            }
+            eprintln!("{other}");
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(data?)
+}
+
 /// Runs one epoch of `loader` with nothing to do per batch but touch it.
-fn drain(loader: &Loader) -> Result<(usize, f64), Box<dyn std::error::Error>> {
+fn drain(loader: &Loader) -> Result<(usize, f64), Error> {
     let t = Instant::now();
     let mut images = 0;
     let mut checksum = 0.0f64;

@@ -6,9 +6,8 @@
 //! ```
 use clap::Parser;
 use simd_cnn::checkpoint::load_weights;
-use simd_cnn::data::catdog::{decode_file, to_unit_f32};
 use simd_cnn::kernels::Kernels;
-use simd_cnn::pictures::{conv1_filters, feature_maps, save_png};
+use simd_cnn::pictures::{conv1_filters, feature_maps, photo_input, save_png};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,11 +34,7 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut model = load_weights(&args.weights, None)?;
-    let (h, _) = model.image_size();
-    let pixels = decode_file(&args.photo, h as u32)
-        .map_err(|reason| format!("{}: {}", args.photo.display(), reason.describe()))?;
-    let mut x = vec![0.0; pixels.len()];
-    to_unit_f32(&pixels, &mut x);
+    let x = photo_input(&model, &args.photo)?; // at the network's size, square or not
     std::fs::create_dir_all(&args.out_dir).map_err(|e| format!("{}: {e}", args.out_dir.display()))?;
     let write = |name: &str, result: std::io::Result<()>| -> Result<(), Box<dyn std::error::Error>> {
         let path = args.out_dir.join(name);

@@ -12,7 +12,7 @@
 use clap::Parser;
 use serde_json::json;
 use simd_cnn::checkpoint::load_weights;
-use simd_cnn::data::catdog::{CLASSES, DOG, decode_file, find_pet_images, to_unit_f32};
+use simd_cnn::data::catdog::{CLASSES, DOG, decode_file_to, find_pet_images, to_unit_f32};
 use simd_cnn::data::download::write_atomic;
 use simd_cnn::kernels::{Isa, Kernels};
 use simd_cnn::parallel::DataParallel;
@@ -34,8 +34,8 @@ struct Args {
     /// scalar, sse, avx2 or avx512 [default: the best this CPU has]
     #[arg(long)]
     isa: Option<Isa>,
-    /// Threads [default: one per core]
-    #[arg(long)]
+    /// Threads, 1 to 1024 [default: one per core]
+    #[arg(long, value_parser = thread_count)]
     threads: Option<usize>,
     /// Print only the summary, not a line per photo
     #[arg(long)]
@@ -48,8 +48,28 @@ struct Item {
     label: Option<u8>,
 }
 
+/// More threads than this is a typing mistake, not a machine.
+const MAX_THREADS: usize = 1024;
+
+fn thread_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number from 1 to {MAX_THREADS}")),
+    }
+}
+
 fn main() -> ExitCode {
-    match run(&Args::parse()) {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // --help and --version are not errors; clap prints them in full.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let rendered = e.to_string();
+            eprintln!("{}", rendered.lines().next().unwrap_or("error: invalid arguments"));
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -67,13 +87,6 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut par = DataParallel::new(threads)?;
     let (h, w) = model.image_size();
-    if h != w {
-        return Err(format!(
-            "{}: a network for {h}x{w} images; only square ones are supported",
-            args.weights.display()
-        )
-        .into());
-    }
     let items = collect(&args.paths)?;
     if items.is_empty() {
         return Err("no photos found in the paths given".into());
@@ -86,7 +99,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         let mut x = Vec::with_capacity(chunk.len() * model.image_len());
         let mut kept = Vec::new();
         for item in chunk {
-            match decode_file(&item.path, h as u32) {
+            match decode_file_to(&item.path, w as u32, h as u32) {
                 Ok(pixels) => {
                     let start = x.len();
                     x.resize(start + pixels.len(), 0.0);

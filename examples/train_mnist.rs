@@ -33,7 +33,7 @@ struct Args {
     /// Passes over the 60,000 training images
     #[arg(long, default_value_t = 10, value_parser = at_least_one)]
     epochs: u32,
-    /// Images per SGD step
+    /// Images per SGD step (more than the training images means all of them)
     #[arg(long, default_value_t = 32, value_parser = at_least_one)]
     batch_size: u32,
     /// Learning rate
@@ -109,14 +109,24 @@ fn run(args: &Args) -> Result<(), String> {
     println!("isa: {} ({chosen})", k.isa());
     println!("data: {}", dir.display());
     let data = Mnist::load_or_download(&dir).map_err(|e| e.to_string())?;
+    for notice in &data.notices {
+        eprintln!("note: {notice}");
+    }
     println!("{} training images, {} test images", data.train.len(), data.test.len());
+    // A batch holds at most every training image: the buffers below are sized from it.
+    let batch_size = (args.batch_size as usize).min(data.train.len());
+    if batch_size < args.batch_size as usize {
+        eprintln!(
+            "note: --batch-size {} is more than the {batch_size} training images; using {batch_size}",
+            args.batch_size
+        );
+    }
 
     let mut model = Mlp::new(args.seed);
     let mut opt = Sgd::new(args.lr as f32, 0.0);
     let mut order = EpochOrder::new(data.train.len(), args.seed);
     let mut guard = LossGuard::new();
     let mut evaluator = MnistEvaluator::new(EVAL_CHUNK);
-    let batch_size = args.batch_size as usize;
     let mut x = vec![0f32; batch_size * IMAGE_LEN];
     let mut y = vec![0u8; batch_size];
     let batches = data.train.len().div_ceil(batch_size) as u64;
@@ -170,7 +180,7 @@ fn run(args: &Args) -> Result<(), String> {
             "data": dir.display().to_string(),
             "isa": k.isa().name(),
             "epochs": args.epochs,
-            "batch_size": args.batch_size,
+            "batch_size": batch_size,
             "lr": args.lr,
             "momentum": f64::from(opt.momentum),
             "seed": args.seed,

@@ -1,11 +1,31 @@
 //! Chapter 9: what the network has learned, as pictures: the 32 filters of the first
 //! convolution, and the feature maps each convolution makes of one photo.
 
+use crate::data::catdog::{SkipReason, decode_file_to, to_unit_f32};
 use crate::data::download::write_atomic;
 use crate::kernels::Kernels;
 use crate::model::CatDogCnn;
 use image::{GrayImage, ImageEncoder, Luma, Rgb, RgbImage};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A photo that cannot be shown to the network.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct PhotoError {
+    pub path: PathBuf,
+    pub reason: SkipReason,
+}
+
+/// The photo at `path` as the network takes it: decoded, resized to the network's image size
+/// (square or not) and scaled to [0, 1], `[h, w, 3]`, ready for [`feature_maps`].
+pub fn photo_input(model: &CatDogCnn, path: &Path) -> Result<Vec<f32>, PhotoError> {
+    let (h, w) = model.image_size();
+    let pixels =
+        decode_file_to(path, w as u32, h as u32).map_err(|reason| PhotoError { path: path.to_path_buf(), reason })?;
+    let mut x = vec![0.0; pixels.len()];
+    to_unit_f32(&pixels, &mut x);
+    Ok(x)
+}
 
 /// Gap between the tiles of a grid, in pixels.
 const GAP: u32 = 2;
@@ -44,6 +64,9 @@ pub fn conv1_filters(model: &CatDogCnn, scale: u32) -> RgbImage {
 /// The feature maps of one photo (`[h, w, 3]` in [0, 1]) after each convolution and its ReLU:
 /// three grids of grey images (32 maps of conv1, 64 of conv2, 128 of conv3), each map
 /// stretched so that its largest value is white.
+///
+/// # Panics
+/// If `photo` is not one image of the network's size ([`photo_input`] makes one).
 pub fn feature_maps(model: &mut CatDogCnn, k: &Kernels, photo: &[f32]) -> [GrayImage; 3] {
     assert_eq!(photo.len(), model.image_len(), "one photo of the network's size");
     model.forward(k, photo);

@@ -12,7 +12,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 use simd_cnn::data::download::{DownloadError, DownloadOptions, Downloaded, download_with, part_path, write_atomic};
-use simd_cnn::data::mnist::{FILES, IMAGE_LEN, IdxKind, Mnist, MnistError, MnistFile, download_missing};
+use simd_cnn::data::mnist::{
+    FILES, IMAGE_LEN, IdxKind, MAX_IMAGES, Mnist, MnistError, MnistFile, download_missing, read_idx,
+};
 use simd_cnn::model::StepStats;
 use simd_cnn::train::{EpochOrder, EpochStats, LossGuard, argmax};
 use std::collections::HashSet;
@@ -212,6 +214,106 @@ fn batch_normalises_pixels_with_the_training_mean_and_std() {
         let want = (pixel as f32 / 255.0 - 0.1307) / 0.3081;
         assert!((x[i] - want).abs() < 1e-6, "pixel {i}: {} vs {want}", x[i]);
     }
+}
+
+#[test]
+fn an_empty_training_or_test_set_is_an_error_that_says_so() {
+    let named = |raw: [Vec<u8>; 4]| -> Vec<(String, Vec<u8>)> {
+        FILES.iter().zip(raw).map(|(f, b)| (f.name.to_string(), b)).collect()
+    };
+    let dir = folder_with(&named(tiny_mnist(0, 2)));
+    assert_load_fails(dir.path(), "train-images-idx3-ubyte", &["0 images", "training set is empty"]);
+    let dir = folder_with(&named(tiny_mnist(3, 0)));
+    assert_load_fails(dir.path(), "t10k-images-idx3-ubyte", &["0 images", "test set is empty"]);
+}
+
+#[test]
+fn training_labels_that_are_all_one_digit_are_an_error() {
+    let bad = idx(IdxKind::Labels, &[3], &[7, 7, 7]);
+    let dir = folder_with_broken(1, bad, "");
+    assert_load_fails(dir.path(), "train-labels-idx1-ubyte", &["all 3 training labels are 7"]);
+    // One test label is fine: the test set only measures.
+    let one = idx(IdxKind::Labels, &[2], &[4, 4]);
+    assert!(Mnist::load(folder_with_broken(3, one, "").path()).is_ok());
+}
+
+#[test]
+fn a_header_promising_more_than_the_limit_is_refused_before_the_data_is_read() {
+    let n = MAX_IMAGES as u32 + 1;
+    let dir = folder_with_broken(0, idx(IdxKind::Images, &[n, 28, 28], &[]), "");
+    assert_load_fails(dir.path(), "train-images-idx3-ubyte", &[&format!("promises {n} items"), "more than"]);
+}
+
+/// The process's peak resident memory so far, in bytes.
+#[cfg(target_os = "linux")]
+fn peak_memory() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_gzip_bomb_is_read_no_further_than_its_header_promises() {
+    use flate2::{Compress, FlushCompress};
+    // A label file of 3 labels followed by 1 GiB of zeros, in 1 MB of gzip: the compressed
+    // block of 1 MiB of zeros, ended by a full flush (which makes it independent of what comes
+    // before), written 1024 times. No end: a reader that reads it all fails only after 1 GiB.
+    let deflate = |c: &mut Compress, input: &[u8]| {
+        let (mut out, before) = (Vec::with_capacity(input.len() + 1024), c.total_in());
+        c.compress_vec(input, &mut out, FlushCompress::Full).unwrap();
+        assert_eq!(c.total_in() - before, input.len() as u64, "all input taken");
+        out
+    };
+    let mut c = Compress::new(Compression::best(), false);
+    let head = deflate(&mut c, &idx(IdxKind::Labels, &[3], &[1, 2, 3]));
+    let zeros = deflate(&mut c, &vec![0u8; 1 << 20]);
+    let mut bomb = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    bomb.extend(&head);
+    for _ in 0..1024 {
+        bomb.extend(&zeros);
+    }
+    assert!(bomb.len() < 2 << 20, "{} bytes", bomb.len());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("train-labels-idx1-ubyte.gz");
+    std::fs::write(&path, &bomb).unwrap();
+
+    let before = peak_memory();
+    let err = read_idx(&path, IdxKind::Labels).unwrap_err();
+    let grown = peak_memory().saturating_sub(before);
+    let message = err.to_string();
+    assert!(message.contains("train-labels-idx1-ubyte.gz") && message.contains("trailing data"), "{message}");
+    // Reading it all would take a GiB; other tests running meanwhile take far less than 256 MiB.
+    assert!(grown < 256 << 20, "peak memory grew by {} MiB", grown >> 20);
+}
+
+#[test]
+fn two_copies_of_a_file_that_differ_are_reported_and_the_raw_one_is_read() {
+    let raw = tiny_mnist(3, 2);
+    let mut files: Vec<(String, Vec<u8>)> =
+        FILES.iter().zip(raw.clone()).map(|(f, b)| (f.name.to_string(), b)).collect();
+    // The same labels gzipped: nothing to say.
+    files.push((FILES[1].gz_name(), gzip(&raw[1])));
+    let dir = folder_with(&files);
+    assert_eq!(Mnist::load(dir.path()).unwrap().notices, Vec::<String>::new());
+    // Other labels under the .gz name.
+    let other = idx(IdxKind::Labels, &[3], &[9, 8, 7]);
+    std::fs::write(dir.path().join(FILES[1].gz_name()), gzip(&other)).unwrap();
+    let mnist = Mnist::load(dir.path()).unwrap();
+    assert_eq!(mnist.train.labels, [0, 1, 2], "the raw file is read");
+    let raw_path = dir.path().join(FILES[1].name);
+    assert_eq!(
+        mnist.notices,
+        [format!(
+            "{} and {} differ; reading {}",
+            raw_path.display(),
+            dir.path().join(FILES[1].gz_name()).display(),
+            raw_path.display()
+        )]
+    );
+    // A broken .gz beside a good raw file is a difference too, not an error.
+    std::fs::write(dir.path().join(FILES[1].gz_name()), b"not gzip").unwrap();
+    assert_eq!(Mnist::load(dir.path()).unwrap().notices.len(), 1);
 }
 
 // ------------------------------------------------------------------ the real data set

@@ -10,12 +10,16 @@
 
 use super::download::{DownloadError, download};
 use flate2::read::GzDecoder;
-use std::fmt;
-use std::io::Read;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// Pixels per image.
 pub const IMAGE_LEN: usize = 28 * 28;
+/// The most images (or labels) an IDX file may hold: 1,048,576, 822 MB of pixels. MNIST has
+/// 60,000; EMNIST, the largest set in this format, 814,255. A header that promises more is
+/// refused before anything is read.
+pub const MAX_IMAGES: usize = 1 << 20;
 /// Mean and standard deviation of the training pixels (scaled to [0, 1]), used to normalise.
 pub const PIXEL_MEAN: f32 = 0.1307;
 pub const PIXEL_STD: f32 = 0.3081;
@@ -108,76 +112,48 @@ pub fn mirrors() -> Vec<String> {
 }
 
 /// Why a data set could not be read.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum MnistError {
     /// None of the accepted names exists in the folder.
-    Missing {
-        dir: PathBuf,
-        name: &'static str,
-    },
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{}: neither {name} nor {name}.gz is there", dir.display())]
+    Missing { dir: PathBuf, name: &'static str },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
     /// The file exists but is not what it should be.
-    Invalid {
-        path: PathBuf,
-        reason: String,
-    },
+    #[error("{}: {reason}", path.display())]
+    Invalid { path: PathBuf, reason: String },
+    /// The file is well formed, but what it holds cannot train or test the network.
+    #[error("{}: {reason}", path.display())]
+    Unusable { path: PathBuf, reason: String },
     /// No mirror delivered `file`: `failures` has one error per mirror tried (or the one disk
     /// error that stopped everything), `missing` every file still absent from `dir`.
-    Download {
-        dir: PathBuf,
-        file: String,
-        missing: Vec<String>,
-        failures: Vec<DownloadError>,
-    },
+    #[error("{}", download_message(dir, file, missing, failures))]
+    Download { dir: PathBuf, file: String, missing: Vec<String>, failures: Vec<DownloadError> },
 }
 
-impl fmt::Display for MnistError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MnistError::Missing { dir, name } => {
-                write!(f, "{}: neither {name} nor {name}.gz is there", dir.display())
-            }
-            MnistError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            MnistError::Invalid { path, reason } => write!(f, "{}: {reason}", path.display()),
-            MnistError::Download { dir, file, missing, failures } => {
-                let offline = failures.iter().all(|e| matches!(e, DownloadError::Unreachable { .. }));
-                if offline && !failures.is_empty() {
-                    let reasons: Vec<String> = failures
-                        .iter()
-                        .map(|e| match e {
-                            DownloadError::Unreachable { url, reason, .. } => format!("{url}: {reason}"),
-                            other => other.to_string(),
-                        })
-                        .collect();
-                    write!(
-                        f,
-                        "cannot download MNIST ({}); without network, put {} (gzipped or not) into {}, or set {} to a folder whose mnist/ has them (see data/README.md)",
-                        reasons.join("; "),
-                        missing.join(", "),
-                        dir.display(),
-                        super::DATA_ENV,
-                    )
-                } else if failures.is_empty() {
-                    write!(f, "cannot download {file} into {}: no URL to download it from", dir.display())
-                } else {
-                    let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
-                    write!(f, "cannot download {file} into {}: {}", dir.display(), reasons.join("; "))
-                }
-            }
-        }
-    }
-}
-
-impl std::error::Error for MnistError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            MnistError::Io { source, .. } => Some(source),
-            MnistError::Download { failures, .. } => failures.last().map(|e| e as _),
-            _ => None,
-        }
+/// The one line of [`MnistError::Download`]: offline, it says which files to put where.
+fn download_message(dir: &Path, file: &str, missing: &[String], failures: &[DownloadError]) -> String {
+    let offline = failures.iter().all(|e| matches!(e, DownloadError::Unreachable { .. }));
+    if offline && !failures.is_empty() {
+        let reasons: Vec<String> = failures
+            .iter()
+            .map(|e| match e {
+                DownloadError::Unreachable { url, reason, .. } => format!("{url}: {reason}"),
+                other => other.to_string(),
+            })
+            .collect();
+        format!(
+            "cannot download MNIST ({}); without network, put {} (gzipped or not) into {}, or set {} to a folder whose mnist/ has them (see data/README.md)",
+            reasons.join("; "),
+            missing.join(", "),
+            dir.display(),
+            super::DATA_ENV,
+        )
+    } else if failures.is_empty() {
+        format!("cannot download {file} into {}: no URL to download it from", dir.display())
+    } else {
+        let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
+        format!("cannot download {file} into {}: {}", dir.display(), reasons.join("; "))
     }
 }
 
@@ -226,15 +202,33 @@ impl MnistSplit {
 pub struct Mnist {
     pub train: MnistSplit,
     pub test: MnistSplit,
+    /// What the caller may want to tell the user, one line each: which file was read when a
+    /// folder holds two copies of one that differ.
+    pub notices: Vec<String>,
 }
 
 impl Mnist {
     /// Reads the four files from `dir`, each either raw or gzipped.
+    ///
+    /// A set that cannot train and test the network is an error: no training or no test
+    /// images, or training labels that are all the same digit.
     pub fn load(dir: &Path) -> Result<Mnist, MnistError> {
         let [train_x, train_y, test_x, test_y] = FILES.map(|file| locate(dir, &file));
-        let train = read_split(&train_x?, &train_y?)?;
-        let test = read_split(&test_x?, &test_y?)?;
-        Ok(Mnist { train, test })
+        let (train_x, train_y, test_x, test_y) = (train_x?, train_y?, test_x?, test_y?);
+        let train = read_split(&train_x, &train_y, "training")?;
+        let test = read_split(&test_x, &test_y, "test")?;
+        if let Some(&first) = train.labels.first()
+            && train.labels.iter().all(|&l| l == first)
+        {
+            let reason = format!("all {} training labels are {first}: there is nothing to tell apart", train.len());
+            return Err(MnistError::Unusable { path: train_y, reason });
+        }
+        let notices = FILES
+            .iter()
+            .zip([&train_x, &train_y, &test_x, &test_y])
+            .filter_map(|(f, p)| two_copies(dir, f, p))
+            .collect();
+        Ok(Mnist { train, test, notices })
     }
 
     /// Downloads whichever of the four files is missing from `dir` (from [`mirrors`]), then
@@ -313,8 +307,26 @@ fn fetch_from_mirrors(
 }
 // ANCHOR_END: download_missing
 
-fn read_split(images: &Path, labels: &Path) -> Result<MnistSplit, MnistError> {
+/// When `dir` holds `file` both raw (at `used`, which [`locate`] chose) and gzipped, and the two
+/// do not hold the same data, a line that says which one is read.
+fn two_copies(dir: &Path, file: &MnistFile, used: &Path) -> Option<String> {
+    let gz = dir.join(file.gz_name());
+    if used == gz || !gz.is_file() {
+        return None;
+    }
+    let same = match (read_idx(used, file.kind), read_idx(&gz, file.kind)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    (!same).then(|| format!("{} and {} differ; reading {}", used.display(), gz.display(), used.display()))
+}
+
+fn read_split(images: &Path, labels: &Path, split: &str) -> Result<MnistSplit, MnistError> {
     let (image_dims, images_data) = read_idx(images, IdxKind::Images)?;
+    if image_dims[0] == 0 {
+        let reason = format!("0 images: the {split} set is empty");
+        return Err(MnistError::Unusable { path: images.to_path_buf(), reason });
+    }
     let (label_dims, labels_data) = read_idx(labels, IdxKind::Labels)?;
     if image_dims[0] != label_dims[0] {
         return Err(MnistError::Invalid {
@@ -332,29 +344,34 @@ fn read_split(images: &Path, labels: &Path) -> Result<MnistSplit, MnistError> {
 // ANCHOR: read_idx
 /// Reads an IDX file of unsigned bytes (gunzipping it if its name ends in `.gz`) and checks
 /// its magic number, its dimensions and its length. Returns the dimensions and the data.
+///
+/// The header is read first, and then no more than the data it promises (at most
+/// [`MAX_IMAGES`] images) plus a little to find out whether more follows: a small gzip file
+/// that unpacks to gigabytes costs no more memory than an honest one.
 pub fn read_idx(path: &Path, kind: IdxKind) -> Result<(Vec<usize>, Vec<u8>), MnistError> {
     let invalid = |reason: String| MnistError::Invalid { path: path.to_path_buf(), reason };
-    let raw = std::fs::read(path).map_err(|source| MnistError::Io { path: path.to_path_buf(), source })?;
-    let bytes = if path.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::new();
-        GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| invalid(format!("not a complete gzip file ({e})")))?;
-        out
-    } else {
-        raw
+    let io_error = |source| MnistError::Io { path: path.to_path_buf(), source };
+    let gzipped = path.extension().is_some_and(|e| e == "gz");
+    let file = BufReader::new(File::open(path).map_err(io_error)?);
+    let mut reader: Box<dyn Read> = if gzipped { Box::new(GzDecoder::new(file)) } else { Box::new(file) };
+    let read_error = |e: io::Error| match gzipped {
+        true => invalid(format!("not a complete gzip file ({e})")),
+        false => io_error(e),
     };
-    if bytes.len() < 4 {
-        return Err(invalid(format!("{} bytes is too short for an IDX header", bytes.len())));
+
+    let mut magic = [0u8; 4];
+    let got = read_up_to(&mut reader, &mut magic).map_err(read_error)?;
+    if got < magic.len() {
+        return Err(invalid(format!("{got} bytes is too short for an IDX header")));
     }
-    let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    if magic != kind.magic() {
-        let found = match magic {
+    let magic_number = u32::from_be_bytes(magic);
+    if magic_number != kind.magic() {
+        let found = match magic_number {
             0x0803 => "an image file (are the files mixed up?)".to_string(),
             0x0801 => "a label file (are the files mixed up?)".to_string(),
-            _ if bytes[..2] == [0x1f, 0x8b] => "gzip data (a gzipped file needs a name ending in .gz)".to_string(),
-            _ if bytes[..3] == [0, 0, 0x08] => format!("bytes in {} dimensions (magic {magic:#010x})", bytes[3]),
-            _ => format!("magic number {magic:#010x}, which is not IDX of bytes"),
+            _ if magic[..2] == [0x1f, 0x8b] => "gzip data (a gzipped file needs a name ending in .gz)".to_string(),
+            _ if magic[..3] == [0, 0, 0x08] => format!("bytes in {} dimensions (magic {magic_number:#010x})", magic[3]),
+            _ => format!("magic number {magic_number:#010x}, which is not IDX of bytes"),
         };
         let wanted = match kind {
             IdxKind::Images => "images [n, 28, 28] (magic 0x00000803)",
@@ -362,13 +379,14 @@ pub fn read_idx(path: &Path, kind: IdxKind) -> Result<(Vec<usize>, Vec<u8>), Mni
         };
         return Err(invalid(format!("expected {wanted}, found {found}")));
     }
-    let ndim = bytes[3] as usize;
-    let header = 4 + 4 * ndim;
-    if bytes.len() < header {
-        return Err(invalid(format!("truncated header: {} bytes, need {header}", bytes.len())));
+    let mut dim_bytes = vec![0u8; 4 * usize::from(magic[3])];
+    let got = read_up_to(&mut reader, &mut dim_bytes).map_err(read_error)?;
+    if got < dim_bytes.len() {
+        let need = 4 + dim_bytes.len();
+        return Err(invalid(format!("truncated header: {} bytes, need {need}", 4 + got)));
     }
     let dims: Vec<usize> =
-        bytes[4..header].chunks_exact(4).map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize).collect();
+        dim_bytes.chunks_exact(4).map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize).collect();
     let expected_dims = match kind {
         IdxKind::Images => dims.len() == 3 && dims[1] == 28 && dims[2] == 28,
         IdxKind::Labels => dims.len() == 1,
@@ -382,15 +400,44 @@ pub fn read_idx(path: &Path, kind: IdxKind) -> Result<(Vec<usize>, Vec<u8>), Mni
             }
         )));
     }
-    let expected_len = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-    let body = bytes.len() - header;
-    match expected_len {
-        Some(len) if len == body => Ok((dims, bytes[header..].to_vec())),
-        Some(len) if len > body => {
-            Err(invalid(format!("truncated: the header promises {len} bytes of data, the file has {body}")))
+    if dims[0] > MAX_IMAGES {
+        return Err(invalid(format!("the header promises {} items, more than the {MAX_IMAGES} accepted", dims[0])));
+    }
+    let len: usize = dims.iter().product(); // at most 2^20 * 28 * 28: no overflow
+
+    // The vector grows with the data that really arrives, up to `len`.
+    let mut data = Vec::new();
+    reader.by_ref().take(len as u64).read_to_end(&mut data).map_err(read_error)?;
+    if data.len() < len {
+        return Err(invalid(format!(
+            "truncated: the header promises {len} bytes of data, the file has {}",
+            data.len()
+        )));
+    }
+    let extra = io::copy(&mut reader.take(MAX_TRAILING), &mut io::sink()).map_err(read_error)?;
+    match extra {
+        0 => Ok((dims, data)),
+        MAX_TRAILING => {
+            Err(invalid(format!("at least {MAX_TRAILING} bytes of trailing data after the {len} the header promises")))
         }
-        Some(len) => Err(invalid(format!("{} bytes of trailing data after the {len} the header promises", body - len))),
-        None => Err(invalid(format!("dimensions {dims:?} overflow"))),
+        n => Err(invalid(format!("{n} bytes of trailing data after the {len} the header promises"))),
     }
 }
 // ANCHOR_END: read_idx
+
+/// Bytes after the data that [`read_idx`] counts before it gives up counting.
+const MAX_TRAILING: u64 = 1 << 20;
+
+/// Reads into `buf` until it is full or the input ends; returns the bytes read.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}

@@ -3,7 +3,11 @@
 //! Decoding 20,000 JPEGs takes a minute; reading 1 GB back takes a second. The first
 //! [`CatDog::open`] decodes the photos on every core and writes them to
 //! `<dir>/PetImages.128x128.simdcnn` (or, when the data folder is read-only, to
-//! `~/.cache/simd-cnn/`); later runs only check the file's header against the folder.
+//! `~/.cache/simd-cnn/`, or wherever [`OpenOptions::cache_dir`] says); later runs only check the
+//! file's header against the folder.
+//!
+//! Nothing here prints: what a caller may want to show (the decoding's progress, a cache being
+//! rebuilt or written elsewhere, the photos skipped) arrives as [`OpenEvent`]s.
 //!
 //! The file is read with positional reads (`pread`), one image at a time, so the process holds
 //! a few batches in memory rather than the whole gigabyte, and a file cut short while in use
@@ -12,13 +16,14 @@
 
 use super::decode::{SkipCounts, SkipReason, decode_file};
 use super::scan::Scan;
-use super::{CHANNELS, CatDogError, IMAGE_SIZE, progress_bar, sync_dir};
+use super::{CHANNELS, CLASSES, CatDogError, IMAGE_SIZE, sync_dir};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The extension of cache files.
@@ -112,18 +117,19 @@ impl Header {
         out
     }
 
-    fn from_bytes(b: &[u8; Layout::HEADER as usize]) -> Result<Header, String> {
+    fn from_bytes(b: &[u8; Layout::HEADER as usize]) -> Result<Header, CacheProblem> {
+        let invalid = |why: String| CacheProblem::Invalid(why);
         let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
         let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
         if b[..8] != MAGIC {
-            return Err("not a simd-cnn image cache (wrong magic bytes)".into());
+            return Err(invalid("not a simd-cnn image cache (wrong magic bytes)".into()));
         }
         if u32_at(8) != VERSION {
-            return Err(format!("written by cache format {}, this is format {VERSION}", u32_at(8)));
+            return Err(invalid(format!("written by cache format {}, this is format {VERSION}", u32_at(8))));
         }
         let (height, width) = (u32_at(12), u32_at(16));
         if height != width {
-            return Err(format!("holds {height}x{width} images, which are not square"));
+            return Err(invalid(format!("holds {height}x{width} images, which are not square")));
         }
         Ok(Header {
             size: height,
@@ -151,17 +157,80 @@ pub enum CacheOrigin {
 pub struct OpenOptions {
     /// The side of the square images (128 for the book's network).
     pub image_size: usize,
-    /// Decoding threads; 0 means one per core.
+    /// Decoding threads; 0 means one per core. At most [`MAX_THREADS`].
     pub threads: usize,
-    /// Where the cache goes when the data folder is read-only; `None` means [`user_cache_dir`].
+    /// The folder the cache is looked for and written in, and no other. `None`: beside the data,
+    /// or in [`OpenOptions::fallback_dir`] when the data folder is read-only.
     pub cache_dir: Option<PathBuf>,
-    /// Show a progress bar while decoding.
+    /// Where the cache goes when the data folder is read-only and `cache_dir` is `None`; `None`
+    /// means [`user_cache_dir`].
+    pub fallback_dir: Option<PathBuf>,
+    /// Report the decoding's progress ([`OpenEvent::Decoding`]).
     pub progress: bool,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { image_size: IMAGE_SIZE, threads: 0, cache_dir: None, progress: true }
+        OpenOptions { image_size: IMAGE_SIZE, threads: 0, cache_dir: None, fallback_dir: None, progress: true }
+    }
+}
+
+/// The most decoding threads [`CatDog::open_with`] starts.
+pub const MAX_THREADS: usize = 1024;
+
+/// What [`CatDog::open_reporting`] has to say while it works. The library prints nothing: the
+/// caller shows these as it likes (`Display` gives the text the examples print).
+#[derive(Clone, Debug, PartialEq)]
+pub enum OpenEvent {
+    /// A cache file was there but cannot be used; the photos are decoded again.
+    Rebuilding { path: PathBuf, reason: String },
+    /// The cache could not go to the first place it belongs (the data folder is read-only...),
+    /// and goes to `path` instead.
+    Elsewhere { refused: Vec<String>, path: PathBuf },
+    /// `done` of `total` photos decoded, from 0 when decoding starts (only with
+    /// [`OpenOptions::progress`]).
+    Decoding { done: usize, total: usize },
+    /// The photos were decoded and the cache written to `path`. `first_skipped` lists the first
+    /// few photos that could not be decoded, `more_skipped` how many others did not.
+    Built {
+        stored: usize,
+        files: usize,
+        seconds: f64,
+        skipped: SkipCounts,
+        path: PathBuf,
+        first_skipped: Vec<(PathBuf, SkipReason)>,
+        more_skipped: usize,
+    },
+}
+
+/// Photos listed by name in [`OpenEvent::Built`]; [`CatDog::skipped_files`] has them all.
+const SHOWN_SKIPPED: usize = 5;
+
+impl std::fmt::Display for OpenEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenEvent::Rebuilding { path, reason } => {
+                write!(f, "note: image cache {}: {reason}; rebuilding it", path.display())
+            }
+            OpenEvent::Elsewhere { refused, path } => {
+                write!(f, "note: {}; writing the image cache to {} instead", refused.join(", "), path.display())
+            }
+            OpenEvent::Decoding { done, total } => write!(f, "decoding photos: {done}/{total}"),
+            OpenEvent::Built { stored, files, seconds, skipped, path, first_skipped, more_skipped } => {
+                write!(
+                    f,
+                    "cat/dog: decoded {stored} of {files} photos in {seconds:.1} s ({skipped}); cache written to {}",
+                    path.display()
+                )?;
+                for (name, reason) in first_skipped {
+                    write!(f, "\n  skipped {} ({reason})", name.display())?;
+                }
+                if *more_skipped > 0 {
+                    write!(f, "\n  ... and {more_skipped} more (CatDog::skipped_files lists them)")?;
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -213,32 +282,51 @@ impl std::fmt::Debug for CatDog {
 
 impl CatDog {
     /// [`CatDog::open_with`] with the default options: 128x128 images, one decoding thread per
-    /// core, a progress bar.
+    /// core, the cache beside the data.
     pub fn open(dir: &Path) -> Result<CatDog, CatDogError> {
         CatDog::open_with(dir, &OpenOptions::default())
     }
 
+    /// [`CatDog::open_reporting`] without the reports.
+    pub fn open_with(dir: &Path, options: &OpenOptions) -> Result<CatDog, CatDogError> {
+        CatDog::open_reporting(dir, options, &mut |_| {})
+    }
+
     // ANCHOR: open
     /// The photos under `dir` (the `PetImages` folder or the folder that contains it), from the
-    /// cache if a valid one exists, else decoded now and cached for next time.
-    pub fn open_with(dir: &Path, options: &OpenOptions) -> Result<CatDog, CatDogError> {
+    /// cache if a valid one exists, else decoded now and cached for next time. What there is to
+    /// tell on the way (progress, a cache rebuilt or written elsewhere) goes to `on_event`.
+    ///
+    /// A folder that cannot train the network is an error: a class with no photo that decodes
+    /// (the network would learn to answer one class whatever it sees).
+    pub fn open_reporting(
+        dir: &Path,
+        options: &OpenOptions,
+        on_event: &mut dyn FnMut(OpenEvent),
+    ) -> Result<CatDog, CatDogError> {
         if !(1..=4096).contains(&options.image_size) {
             return Err(CatDogError::Invalid(format!("image size {} is not in 1..=4096", options.image_size)));
+        }
+        if options.threads > MAX_THREADS {
+            return Err(CatDogError::Invalid(format!("{} threads is more than {MAX_THREADS}", options.threads)));
         }
         let scan = Scan::new(dir)?;
         let locations = cache_locations(&scan.root, options);
         let mut problems = Vec::new();
         for path in &locations {
             match read_cache(path, &scan, options.image_size) {
-                Ok(data) => return Ok(data),
+                Ok(data) => {
+                    check_classes(&scan, &data.skip_codes())?;
+                    return Ok(data);
+                }
                 Err(CacheProblem::Missing) => {}
-                Err(CacheProblem::Invalid(why)) => problems.push(format!("{}: {why}", path.display())),
+                Err(CacheProblem::Invalid(reason)) => problems.push((path.clone(), reason)),
             }
         }
-        for problem in problems {
-            eprintln!("note: image cache {problem}; rebuilding it");
+        for (path, reason) in problems {
+            on_event(OpenEvent::Rebuilding { path, reason });
         }
-        build(&scan, &locations, options)
+        build(&scan, &locations, options, on_event)
     }
     // ANCHOR_END: open
 
@@ -299,6 +387,21 @@ impl CatDog {
         self.origin
     }
 
+    /// Per photo of the folder's [`Scan`]: 0 if it is stored, else the code of why it was
+    /// skipped (the table of the cache file).
+    fn skip_codes(&self) -> Vec<u8> {
+        let files = self.layout.files as usize;
+        let mut codes = vec![0u8; files];
+        let mut reasons = self.skipped_files.iter().map(|(_, r)| r.code());
+        let mut stored = self.slots.iter().peekable();
+        for (k, code) in codes.iter_mut().enumerate() {
+            if stored.next_if(|&&slot| slot as usize == k).is_none() {
+                *code = reasons.next().unwrap_or(0);
+            }
+        }
+        codes
+    }
+
     // ANCHOR: read_image
     /// Reads image `i` (`[size, size, 3]` bytes, HWC) into `out`.
     ///
@@ -317,26 +420,61 @@ impl CatDog {
 }
 
 /// Why a cache file cannot be used.
+#[derive(Debug, thiserror::Error)]
 enum CacheProblem {
+    #[error("no such file")]
     Missing,
+    #[error("{0}")]
     Invalid(String),
 }
 
-/// Where the cache of `root` may be: beside the data, then in the user's cache folder (with a
-/// hash of the data folder's path in the name, so two data folders do not share a file).
+/// Where the cache of `root` may be: in [`OpenOptions::cache_dir`] when it is given, else beside
+/// the data, then in the fallback folder. In a folder other than the data's, the name has a hash
+/// of the data folder's path in it, so two data folders do not share a file.
 fn cache_locations(root: &Path, options: &OpenOptions) -> Vec<PathBuf> {
     let name = cache_file_name(root, options.image_size);
-    let beside = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut locations = vec![beside.join(&name)];
-    if let Some(dir) = options.cache_dir.clone().or_else(user_cache_dir) {
+    let elsewhere = |dir: &Path| {
         let absolute = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
         let hash = Sha256::digest(absolute.to_string_lossy().as_bytes());
         let tag: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
         let stem = name.strip_suffix(&format!(".{CACHE_EXTENSION}")).expect("the name ends in the extension");
-        locations.push(dir.join(format!("{stem}.{tag}.{CACHE_EXTENSION}")));
+        dir.join(format!("{stem}.{tag}.{CACHE_EXTENSION}"))
+    };
+    if let Some(dir) = &options.cache_dir {
+        return vec![elsewhere(dir)];
+    }
+    let beside = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut locations = vec![beside.join(&name)];
+    if let Some(dir) = options.fallback_dir.clone().or_else(user_cache_dir) {
+        locations.push(elsewhere(&dir));
     }
     locations
 }
+
+// ANCHOR: check_classes
+/// A data set that cannot train the network is an error: every class needs at least one photo
+/// that decodes (`codes` as in the cache file: 0 stored, else why the photo was skipped).
+fn check_classes(scan: &Scan, codes: &[u8]) -> Result<(), CatDogError> {
+    for (label, class) in CLASSES.iter().enumerate() {
+        let mut skipped = SkipCounts::default();
+        let mut stored = 0;
+        for (_, &code) in scan.files.iter().zip(codes).filter(|(f, _)| usize::from(f.label) == label) {
+            match SkipReason::from_code(code) {
+                Some(reason) => skipped.add(reason),
+                None => stored += 1,
+            }
+        }
+        if stored == 0 {
+            return Err(CatDogError::ClassUndecodable {
+                folder: scan.root.join(class),
+                files: scan.count(label as u8),
+                skipped,
+            });
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: check_classes
 
 // ANCHOR: read_cache
 /// Opens the cache at `path` if it holds `size x size` images of exactly the photos of `scan`.
@@ -350,7 +488,7 @@ fn read_cache(path: &Path, scan: &Scan, size: usize) -> Result<CatDog, CacheProb
     let len = file.metadata().map_err(|e| invalid(e.to_string()))?.len();
     let mut fixed = [0u8; Layout::HEADER as usize];
     read_at(&file, &mut fixed, 0).map_err(|_| invalid(format!("{len} bytes is shorter than the header")))?;
-    let header = Header::from_bytes(&fixed).map_err(invalid)?;
+    let header = Header::from_bytes(&fixed)?;
     if header.size as usize != size || header.channels as usize != CHANNELS {
         return Err(invalid(format!(
             "holds {0}x{0}x{1} images, not {size}x{size}x{CHANNELS}",
@@ -400,9 +538,14 @@ fn read_cache(path: &Path, scan: &Scan, size: usize) -> Result<CatDog, CacheProb
 
 /// Decodes every photo of `scan` into a new cache file at the first of `locations` that can be
 /// written, and opens it.
-fn build(scan: &Scan, locations: &[PathBuf], options: &OpenOptions) -> Result<CatDog, CatDogError> {
+fn build(
+    scan: &Scan,
+    locations: &[PathBuf],
+    options: &OpenOptions,
+    on_event: &mut dyn FnMut(OpenEvent),
+) -> Result<CatDog, CatDogError> {
     let size = options.image_size;
-    let (path, partial) = create_partial(locations)?;
+    let (path, partial) = create_partial(locations, on_event)?;
     let layout = Layout::new(scan.files.len(), size);
     let write_error = |e: io::Error| CatDogError::Io { path: partial.path().to_path_buf(), source: e };
     let started = Instant::now();
@@ -410,7 +553,10 @@ fn build(scan: &Scan, locations: &[PathBuf], options: &OpenOptions) -> Result<Ca
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let skips = write_images(scan, partial.as_file(), layout, size, threads, options.progress).map_err(write_error)?;
+    let progress = |done| on_event(OpenEvent::Decoding { done, total: scan.files.len() });
+    let mut progress = options.progress.then_some(progress);
+    let skips = write_images(scan, partial.as_file(), layout, size, threads, progress.as_mut().map(|p| p as _))
+        .map_err(write_error)?;
 
     let mut skipped = SkipCounts::default();
     skips.iter().filter_map(|&c| SkipReason::from_code(c)).for_each(|r| skipped.add(r));
@@ -418,6 +564,7 @@ fn build(scan: &Scan, locations: &[PathBuf], options: &OpenOptions) -> Result<Ca
     if stored == 0 {
         return Err(CatDogError::NothingDecoded { root: scan.root.clone(), files: scan.files.len(), skipped });
     }
+    check_classes(scan, &skips)?; // before the cache is written: it would be of no use
     let header = Header {
         size: size as u32,
         channels: CHANNELS as u32,
@@ -436,12 +583,7 @@ fn build(scan: &Scan, locations: &[PathBuf], options: &OpenOptions) -> Result<Ca
     partial.persist(&path).map_err(|e| CatDogError::Io { path: path.clone(), source: e.error })?;
     sync_dir(path.parent().unwrap_or(Path::new(".")));
 
-    eprintln!(
-        "cat/dog: decoded {stored} of {} photos in {:.1} s ({skipped}); cache written to {}",
-        scan.files.len(),
-        started.elapsed().as_secs_f64(),
-        path.display()
-    );
+    let seconds = started.elapsed().as_secs_f64();
     let mut data = read_cache(&path, scan, size).map_err(|problem| CatDogError::Cache {
         path: path.clone(),
         reason: match problem {
@@ -450,13 +592,15 @@ fn build(scan: &Scan, locations: &[PathBuf], options: &OpenOptions) -> Result<Ca
         },
     })?;
     data.origin = CacheOrigin::Built;
-    const SHOWN: usize = 5;
-    for (name, reason) in data.skipped_files().iter().take(SHOWN) {
-        eprintln!("  skipped {} ({reason})", name.display());
-    }
-    if data.skipped_files().len() > SHOWN {
-        eprintln!("  ... and {} more (CatDog::skipped_files lists them)", data.skipped_files().len() - SHOWN);
-    }
+    on_event(OpenEvent::Built {
+        stored,
+        files: scan.files.len(),
+        seconds,
+        skipped,
+        path,
+        first_skipped: data.skipped_files().iter().take(SHOWN_SKIPPED).cloned().collect(),
+        more_skipped: data.skipped_files().len().saturating_sub(SHOWN_SKIPPED),
+    });
     Ok(data)
 }
 
@@ -465,21 +609,22 @@ fn build(scan: &Scan, locations: &[PathBuf], options: &OpenOptions) -> Result<Ca
 /// their slots of `file`. Returns, per photo, 0 or the code of the reason it was skipped.
 ///
 /// A thread takes the next photo from a shared counter, so a slow (large) photo does not hold
-/// the others up, and nothing but the images being decoded is in memory: about 50 KB each.
+/// the others up, and nothing but the images being decoded is in memory: about 50 KB each. The
+/// calling thread tells `progress` how many photos are done as they finish.
 fn write_images(
     scan: &Scan,
     file: &File,
     layout: Layout,
     size: usize,
     threads: usize,
-    progress: bool,
+    progress: Option<&mut dyn FnMut(usize)>,
 ) -> io::Result<Vec<u8>> {
     file.set_len(layout.file_len())?; // unwritten slots read as zeros and take no disk space
-    let bar = progress_bar(scan.files.len(), "decoding photos", progress);
+    let (done_tx, done_rx) = mpsc::channel::<()>();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let skips: Vec<AtomicU8> = scan.files.iter().map(|_| AtomicU8::new(0)).collect();
-    let work = || -> io::Result<()> {
+    let work = |done: mpsc::Sender<()>| -> io::Result<()> {
         loop {
             let k = next.fetch_add(1, Ordering::Relaxed);
             if k >= scan.files.len() || failed.load(Ordering::Relaxed) {
@@ -494,21 +639,36 @@ fn write_images(
                 }
                 Err(reason) => skips[k].store(reason.code(), Ordering::Relaxed),
             }
-            bar.inc(1);
+            let _ = done.send(()); // nobody listens when progress is not wanted
         }
     };
+    let work = &work;
     std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads.min(scan.files.len()).max(1)).map(|_| s.spawn(work)).collect();
+        let workers: Vec<_> = (0..threads.min(scan.files.len()).max(1))
+            .map(|_| {
+                let done = done_tx.clone();
+                s.spawn(move || work(done))
+            })
+            .collect();
+        drop(done_tx); // the loop below ends when the last worker drops its sender
+        if let Some(progress) = progress {
+            progress(0);
+            for (done, ()) in done_rx.iter().enumerate() {
+                progress(done + 1);
+            }
+        }
         workers.into_iter().try_for_each(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     })?;
-    bar.finish_and_clear();
     Ok(skips.into_iter().map(AtomicU8::into_inner).collect())
 }
 // ANCHOR_END: write_images
 
 /// A temporary file (`.<name>.XXXXXX.partial`) beside the first location whose folder takes one,
 /// with a note when that is not the first; and the path it is to be renamed to.
-fn create_partial(locations: &[PathBuf]) -> Result<(PathBuf, tempfile::NamedTempFile), CatDogError> {
+fn create_partial(
+    locations: &[PathBuf],
+    on_event: &mut dyn FnMut(OpenEvent),
+) -> Result<(PathBuf, tempfile::NamedTempFile), CatDogError> {
     let mut refused = Vec::new();
     for path in locations {
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -525,7 +685,7 @@ fn create_partial(locations: &[PathBuf]) -> Result<(PathBuf, tempfile::NamedTemp
         match created {
             Ok(partial) => {
                 if !refused.is_empty() {
-                    eprintln!("note: {}; writing the image cache to {} instead", refused.join(", "), path.display());
+                    on_event(OpenEvent::Elsewhere { refused, path: path.clone() });
                 }
                 return Ok((path.clone(), partial));
             }

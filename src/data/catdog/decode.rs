@@ -142,6 +142,12 @@ fn limits() -> Limits {
 /// filter: a large photo is averaged rather than sampled. The aspect ratio is not kept: the
 /// photo is squeezed into the square, as the PyTorch reference does.
 pub fn decode_image(bytes: &[u8], size: u32) -> Result<Vec<u8>, SkipReason> {
+    decode_image_to(bytes, size, size)
+}
+
+/// [`decode_image`] to `width x height` (`[height, width, 3]` bytes), for a network trained on
+/// images that are not square.
+pub fn decode_image_to(bytes: &[u8], width: u32, height: u32) -> Result<Vec<u8>, SkipReason> {
     if bytes.is_empty() {
         return Err(SkipReason::Empty);
     }
@@ -152,21 +158,26 @@ pub fn decode_image(bytes: &[u8], size: u32) -> Result<Vec<u8>, SkipReason> {
     }
     reader.limits(limits()); // checked against the header before the pixels are allocated
     let image = reader.decode().map_err(|e| reason_for(&e))?;
-    let (width, height) = (image.width() as usize, image.height() as usize);
+    let (source_width, source_height) = (image.width() as usize, image.height() as usize);
     let rgb = image.into_rgb8().into_raw();
-    Ok(resize_rgb(&rgb, width, height, size as usize, size as usize))
+    Ok(resize_rgb(&rgb, source_width, source_height, width as usize, height as usize))
 }
 // ANCHOR_END: decode_image
 
 /// [`decode_image`] of the file at `path`. Never panics: a decoder that panics on a hostile file
 /// makes that file `Corrupt`.
 pub fn decode_file(path: &Path, size: u32) -> Result<Vec<u8>, SkipReason> {
+    decode_file_to(path, size, size)
+}
+
+/// [`decode_file`] to `width x height`, as [`decode_image_to`].
+pub fn decode_file_to(path: &Path, width: u32, height: u32) -> Result<Vec<u8>, SkipReason> {
     let len = std::fs::metadata(path).map_err(|_| SkipReason::Unreadable)?.len();
     if len > MAX_FILE_BYTES {
         return Err(SkipReason::TooLarge);
     }
     let bytes = std::fs::read(path).map_err(|_| SkipReason::Unreadable)?;
-    std::panic::catch_unwind(|| decode_image(&bytes, size)).unwrap_or(Err(SkipReason::Corrupt))
+    std::panic::catch_unwind(|| decode_image_to(&bytes, width, height)).unwrap_or(Err(SkipReason::Corrupt))
 }
 
 fn reason_for(error: &ImageError) -> SkipReason {

@@ -42,7 +42,7 @@ pub fn extract_pet_images(archive: &Path, dest: &Path) -> Result<Extracted, CatD
     }
     let file = File::open(archive).map_err(CatDogError::io(archive))?;
     let mut zip = zip::ZipArchive::new(io::BufReader::new(file)).map_err(|e| bad(format!("not a zip file ({e})")))?;
-    let photos = list_photos(&mut zip).map_err(bad)?;
+    let photos = list_photos(&mut zip, archive)?;
     let ignored = zip.len() - photos.len();
 
     fs::create_dir_all(dest).map_err(CatDogError::io(dest))?;
@@ -88,15 +88,19 @@ pub fn extract_pet_images(archive: &Path, dest: &Path) -> Result<Extracted, CatD
 }
 // ANCHOR_END: extract
 
-/// The photos of the archive, as (entry index, path below `PetImages`), after checking that
-/// every entry name is safe.
-fn list_photos<R: io::Read + io::Seek>(zip: &mut zip::ZipArchive<R>) -> Result<Vec<(usize, PathBuf)>, String> {
+/// The photos of the zip file `archive`, as (entry index, path below `PetImages`), after
+/// checking that every entry name is safe.
+fn list_photos<R: io::Read + io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    archive: &Path,
+) -> Result<Vec<(usize, PathBuf)>, CatDogError> {
+    let bad = |reason: String| CatDogError::Archive { path: archive.to_path_buf(), reason };
     let mut photos = Vec::new();
     for i in 0..zip.len() {
-        let entry = zip.by_index_raw(i).map_err(|e| format!("entry {i}: {e}"))?;
-        let name = entry.name().map_err(|e| format!("entry {i}: {e}"))?;
+        let entry = zip.by_index_raw(i).map_err(|e| bad(format!("entry {i}: {e}")))?;
+        let name = entry.name().map_err(|e| bad(format!("entry {i}: {e}")))?;
         if !is_safe_entry_name(&name) {
-            return Err(format!("entry {name:?} has an unsafe path; refusing the whole archive"));
+            return Err(bad(format!("entry {name:?} has an unsafe path; refusing the whole archive")));
         }
         if let Some(path) = photo_path(&name).filter(|_| entry.is_file() && !entry.is_symlink()) {
             photos.push((i, path));

@@ -8,7 +8,7 @@
 //! | find | `scan.rs` | lists `PetImages/Cat/*.jpg` (label 0) and `PetImages/Dog/*.jpg` (label 1) |
 //! | decode | `decode.rs` | any JPEG or PNG, any colour type, to RGB bytes; bad files are skipped and counted |
 //! | resize | `resize.rs` | to 128x128 with Pillow's bilinear filter, to the byte |
-//! | cache | `cache.rs` | all decoded images in one file beside the data, read back with positional reads |
+//! | cache | `cache.rs` | all decoded images in one file beside the data (or in a folder of your choice), read back with positional reads |
 //! | split | `split.rs` | a seeded, class-balanced train/validation split |
 //! | batch | `batch.rs` | bytes to NHWC floats in [0, 1], with optional flips and crops |
 //! | load | `loader.rs` | the next batch is assembled on a background thread while the current one trains |
@@ -39,9 +39,12 @@ mod scan;
 mod split;
 
 pub use batch::{Augment, Batch, PAD, augment_into, to_unit_f32};
-pub use cache::{CACHE_EXTENSION, CacheOrigin, CatDog, OpenOptions, cache_file_name, user_cache_dir};
+pub use cache::{
+    CACHE_EXTENSION, CacheOrigin, CatDog, MAX_THREADS, OpenEvent, OpenOptions, cache_file_name, user_cache_dir,
+};
 pub use decode::{
-    MAX_DECODED_BYTES, MAX_FILE_BYTES, MAX_SIDE, SkipCounts, SkipReason, decode_file, decode_image, jpeg_reaches_end,
+    MAX_DECODED_BYTES, MAX_FILE_BYTES, MAX_SIDE, SkipCounts, SkipReason, decode_file, decode_file_to, decode_image,
+    decode_image_to, jpeg_reaches_end,
 };
 pub use extract::{ARCHIVE_NAME, Extracted, MAX_ENTRY_BYTES, extract_pet_images};
 pub use fetch::{ARCHIVE_URL, ARCHIVE_URL_ENV, Fetched, archive_url, fetch};
@@ -70,10 +73,14 @@ pub const DOG: u8 = 1;
 pub enum CatDogError {
     #[error("{}: no PetImages folder (expected PetImages/Cat/*.jpg and PetImages/Dog/*.jpg in it)", .0.display())]
     NotFound(PathBuf),
-    #[error("{}: no .jpg files in Cat/ or Dog/", .0.display())]
+    /// A class folder (`PetImages/Cat` or `PetImages/Dog`) without a single photo.
+    #[error("{}: no .jpg photos in it; training needs photos of both classes (cats in Cat/, dogs in Dog/)", .0.display())]
     NoImages(PathBuf),
     #[error("{}: none of the {files} photos could be decoded ({skipped})", root.display())]
     NothingDecoded { root: PathBuf, files: usize, skipped: SkipCounts },
+    /// A class folder none of whose photos decodes.
+    #[error("{}: none of its {files} photos could be decoded ({skipped}); training needs photos of both classes", folder.display())]
+    ClassUndecodable { folder: PathBuf, files: usize, skipped: SkipCounts },
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error("image cache {}: {reason}", path.display())]

@@ -45,6 +45,7 @@ impl Scan {
     /// Lists the photos under `dir` (the `PetImages` folder or the folder that contains it):
     /// every regular file named `*.jpg` or `*.jpeg` (any case) in `Cat/` and `Dog/`. The
     /// content is not looked at here; files that turn out not to be images are skipped later.
+    /// A class folder without a single photo is an error ([`CatDogError::NoImages`]).
     pub fn new(dir: &Path) -> Result<Scan, CatDogError> {
         let root = find_pet_images(dir)?;
         let mut files = Vec::new();
@@ -66,11 +67,11 @@ impl Scan {
                     ignored += 1;
                 }
             }
+            if found.is_empty() {
+                return Err(CatDogError::NoImages(folder)); // nothing to learn from one class
+            }
             found.sort_by_cached_key(|f| natural_key(&f.name));
             files.append(&mut found);
-        }
-        if files.is_empty() {
-            return Err(CatDogError::NoImages(root));
         }
         Ok(Scan { root, files, ignored })
     }

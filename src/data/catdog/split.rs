@@ -16,6 +16,9 @@ impl Split {
     /// Puts `round(val_fraction * n_c)` images of each class `c` (chosen at random with `seed`)
     /// in `val` and the rest in `train`, so both keep the proportion of cats and dogs. The same
     /// labels and seed always give the same split.
+    ///
+    /// A split that cannot train and validate the network is an error: a class missing from
+    /// `train`, or no image in `val` although `val_fraction` asks for some.
     pub fn new(labels: &[u8], val_fraction: f64, seed: u64) -> Result<Split, CatDogError> {
         if !(0.0..1.0).contains(&val_fraction) {
             return Err(CatDogError::Invalid(format!("the validation fraction {val_fraction} is not in [0, 1)")));
@@ -26,8 +29,21 @@ impl Split {
             let mut members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
             members.shuffle(&mut rng);
             let n_val = (members.len() as f64 * val_fraction).round() as usize;
+            if n_val == members.len() {
+                return Err(CatDogError::Invalid(format!(
+                    "no {} image left for training: {} of them, a validation fraction of {val_fraction}",
+                    CLASSES[class as usize].to_lowercase(),
+                    members.len()
+                )));
+            }
             val.extend_from_slice(&members[..n_val]);
             train.extend_from_slice(&members[n_val..]);
+        }
+        if val_fraction > 0.0 && val.is_empty() {
+            return Err(CatDogError::Invalid(format!(
+                "no validation image: {} images are too few for a validation fraction of {val_fraction}",
+                labels.len()
+            )));
         }
         train.sort_unstable();
         val.sort_unstable();
