@@ -29,18 +29,19 @@ use simd_cnn::bench::{Model, Op, OpKind, training_flops};
 // ANCHOR: train_step_bench
 fn train_step(c: &mut Criterion) {
     let isas = available_kernels();
-    let mut group = c.benchmark_group("train_step");
     for model in [Model::CatDog, Model::Mnist] {
+        // One group per op, named as bench_report names it: `-- train_step_catdog` selects it.
         let op = Op::new(format!("train_step_{}", model.name()), model.name(), OpKind::TrainStep(model));
+        let mut group = c.benchmark_group(op.name.clone());
         let per_image = training_flops(&model.layers()) as f64 / model.batch() as f64;
         eprintln!("{}: {:.4} MFLOP per training image, batch {}", model.name(), per_image * 1e-6, model.batch());
         group.throughput(Throughput::Elements(model.batch() as u64));
         for &k in &isas {
             let mut workload = prepare(&mut group, &op, k);
-            group.bench_function(BenchmarkId::new(k.isa().name(), model.name()), |b| b.iter(|| workload.run(k)));
+            group.bench_function(BenchmarkId::from_parameter(k.isa().name()), |b| b.iter(|| workload.run(k)));
         }
+        group.finish();
     }
-    group.finish();
 }
 // ANCHOR_END: train_step_bench
 

@@ -8,9 +8,12 @@
 //! ```
 //!
 //! Every error is one line on stderr and a non-zero exit status.
+#[path = "common/open.rs"]
+mod open;
+
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
-use simd_cnn::data::catdog::{CatDog, Loader, LoaderOptions, MAX_THREADS, OpenEvent, OpenOptions, extract_pet_images};
+use open::open_catdog;
+use simd_cnn::data::catdog::{Loader, LoaderOptions, MAX_THREADS, OpenOptions, extract_pet_images};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -93,7 +96,7 @@ fn run(args: &Args) -> Result<(), Error> {
         );
     }
     let t = Instant::now();
-    let data = open(&dir, &options)?;
+    let data = open_catdog(&dir, &options)?;
     println!(
         "{:?} {} in {:.2} s: {} images ({} cats, {} dogs), {}",
         data.origin(),
@@ -108,7 +111,7 @@ fn run(args: &Args) -> Result<(), Error> {
         return Ok(());
     }
     let t = Instant::now();
-    let again = open(&dir, &options)?;
+    let again = open_catdog(&dir, &options)?;
     println!("{:?} again in {:.3} s", again.origin(), t.elapsed().as_secs_f64());
 
     let split = data.split(0.2, 0)?;
@@ -128,32 +131,6 @@ fn run(args: &Args) -> Result<(), Error> {
         println!("loader, {what}: {images} images in {seconds:.2} s = {:.0} images/s", images as f64 / seconds);
     }
     Ok(())
-}
-
-/// [`CatDog::open_reporting`], with a progress bar while the photos are decoded (on a
-/// terminal) and the notes of the library on stderr.
-fn open(dir: &std::path::Path, options: &OpenOptions) -> Result<CatDog, Error> {
-    let mut bar: Option<ProgressBar> = None;
-    let data = CatDog::open_reporting(dir, options, &mut |event| match event {
-        OpenEvent::Decoding { done, total } => {
-            let bar = bar.get_or_insert_with(|| {
-                let style = ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} ({per_sec}, {eta} left)")
-                    .expect("the template is valid");
-                ProgressBar::new(total as u64).with_style(style).with_message("decoding photos")
-            });
-            bar.set_position(done as u64);
-        }
-        other => {
-            if let Some(bar) = bar.take() {
-                bar.finish_and_clear();
-            }
-            eprintln!("{other}");
-        }
-    });
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    Ok(data?)
 }
 
 /// Runs one epoch of `loader` with nothing to do per batch but touch it.

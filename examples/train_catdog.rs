@@ -9,11 +9,15 @@
 //!
 //! Ctrl-C saves the exact position and exits; `--resume` continues from there, and a run
 //! killed outright loses at most the epoch it was in.
+#[path = "common/open.rs"]
+mod open;
+
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use open::open_catdog;
 use serde_json::json;
 use simd_cnn::checkpoint::{EpochMetrics, state_path};
-use simd_cnn::data::catdog::{self, CatDog, archive_url, find_pet_images};
+use simd_cnn::data::catdog::{self, OpenOptions, archive_url, find_pet_images};
 use simd_cnn::data::download::DownloadOptions;
 use simd_cnn::files::write_atomic;
 use simd_cnn::kernels::Isa;
@@ -113,7 +117,7 @@ fn run(args: &Args) -> Result<ExitCode, Error> {
     check_outputs(args, &config, &outputs)?;
     let dir = args.data.clone().unwrap_or_else(|| simd_cnn::data::default_dir("catdog"));
     ensure_photos(&dir, args.download)?;
-    let data = CatDog::open(&dir)?;
+    let data = open_catdog(&dir, &OpenOptions::default())?;
     let mut trainer = match &args.resume {
         Some(path) => Trainer::resume(path, config, data)?,
         None => Trainer::new(config, data)?,
