@@ -7,7 +7,7 @@ mod common;
 use common::{REQUIRE_ISA_ENV, compare, rand_vec};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use simd_cnn::bench::staircase::{Step, StepError, conv2d_forward};
+use simd_cnn::bench::staircase::{Step, StepError, conv2d_forward, staircase_ops};
 use simd_cnn::kernels::{Conv2dShape, Isa, Kernels};
 
 /// Whether SSE may run here; if not, says why on one line, or fails when `SIMD_CNN_REQUIRE_ISA`
@@ -107,4 +107,15 @@ fn steps_1_to_3_refuse_partial_vectors_with_an_error() {
             assert_eq!(result.unwrap_err().to_string(), format!("{step} needs a multiple of 4 output channels, not 6"));
         }
     }
+}
+
+#[test]
+fn staircase_ops_are_the_scalar_kernel_then_four_steps_for_each_convolution() {
+    let names: Vec<String> = staircase_ops().into_iter().map(|op| op.name).collect();
+    let mut want = Vec::new();
+    for layer in ["conv1", "conv2", "conv3"] {
+        want.push(format!("{layer}_forward"));
+        want.extend((1..=4).map(|i| format!("{layer}_forward_sse_step{i}")));
+    }
+    assert_eq!(names, want);
 }

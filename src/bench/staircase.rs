@@ -40,8 +40,8 @@ impl Step {
     /// What the step changes, in a few words (the labels of the chart).
     pub fn label(self) -> &'static str {
         match self {
-            Step::RawIntrinsics => "raw intrinsics",
-            Step::PixelInRegisters => "1 pixel in registers",
+            Step::RawIntrinsics => "intrinsics",
+            Step::PixelInRegisters => "1 pixel",
             Step::Tile => "5x2 tile",
             Step::SplitBorders => "split borders",
         }
