@@ -29,7 +29,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use simd_cnn::bench::staircase::{StaircaseOp, measure_step, staircase_ops};
+use simd_cnn::bench::staircase::{StaircaseOp, measure_staircase, staircase_ops};
 use simd_cnn::bench::{
     Machine, MachineCpu, Measurement, Op, OpKind, Peak, Record, Report, TimingSettings, filter_ops, fmt_percent,
     fmt_rate, isa_label, measure_op, measure_peak, report_ops,
@@ -213,12 +213,12 @@ fn run_staircase(args: &Args) -> Result<(), String> {
         peaks.push(measure_peak(isa, &settings).map_err(|e| e.to_string())?);
         bar.inc(1);
     }
-    let mut measurements: Vec<Measurement> = Vec::new();
-    for op in &ops {
-        bar.set_message(op.name.clone());
-        measurements.push(measure_step(op, &settings).map_err(|e| e.to_string())?);
+    bar.set_length(2 + (1 + settings.runs as u64) * ops.len() as u64);
+    let measurements = measure_staircase(&ops, &settings, |what| {
+        bar.set_message(what.to_string());
         bar.inc(1);
-    }
+    })
+    .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
 
     let mut report = Report::new(Machine::detect(), peaks, measurements);

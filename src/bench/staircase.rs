@@ -1,13 +1,19 @@
 //! Chapter 4's staircase: the SSE forward convolution in four steps, from a loop of raw
 //! intrinsics to the crate's register-tiled kernel (`kernels::x86::sse::staircase` holds
 //! them), each one callable here and timed by `bench_report --staircase`.
+//!
+//! The staircase is timed differently from the rest of the report, for a machine shared with
+//! other work: the bars are interleaved, and a run counts the seconds the thread was on a CPU
+//! ([`measure_staircase`]).
 
 use super::ops::{LayerShape, catdog_layers};
 use super::report::Measurement;
-use super::timing::{TimingSettings, time_calls};
+use super::timing::{MachineCpu, Timing, TimingSettings, min_median_max, thread_cpu_seconds};
 use crate::kernels::{Conv2dShape, Isa, IsaError, Kernels};
+use crate::tensor::Tensor;
 use crate::tensor::init::{rng, uniform};
 use std::fmt;
+use std::time::Instant;
 
 /// One step of the staircase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,30 +139,114 @@ pub fn staircase_ops() -> Vec<StaircaseOp> {
     ops
 }
 
-/// Times one bar on this thread, on seeded random buffers allocated beforehand, with the ReLU
-/// fused as in the network.
-pub fn measure_step(op: &StaircaseOp, settings: &TimingSettings) -> Result<Measurement, StepError> {
-    let s = op.shape;
-    let r = &mut rng(0);
-    let (input, weight, bias) = (
-        uniform(&[s.input_len()], -1.0, 1.0, r),
-        uniform(&[s.weight_len()], -1.0, 1.0, r),
-        uniform(&[s.c_out], -1.0, 1.0, r),
-    );
-    let (input, weight, bias) = (input.as_slice(), weight.as_slice(), bias.as_slice());
-    let mut output = vec![0.0f32; s.output_len()];
-    let timing = match op.step {
-        None => {
-            let k = Kernels::scalar();
-            time_calls(settings, || k.conv2d_forward(&s, input, weight, bias, &mut output, true))
+/// The buffers of one layer, shared by its five bars.
+struct Buffers {
+    shape: Conv2dShape,
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor,
+    output: Tensor,
+}
+
+impl Buffers {
+    fn new(shape: Conv2dShape) -> Self {
+        let r = &mut rng(0);
+        let input = uniform(&[shape.input_len()], -1.0, 1.0, r);
+        let weight = uniform(&[shape.weight_len()], -1.0, 1.0, r);
+        let bias = uniform(&[shape.c_out], -1.0, 1.0, r);
+        Buffers { shape, input, weight, bias, output: Tensor::zeros(&[shape.output_len()]) }
+    }
+
+    /// One call of `step` (the scalar kernel for `None`), with the ReLU fused as in the network.
+    fn run(&mut self, step: Option<Step>) -> Result<(), StepError> {
+        let Buffers { shape, input, weight, bias, output } = self;
+        let (x, w, b, y) = (input.as_slice(), weight.as_slice(), bias.as_slice(), output.as_mut_slice());
+        match step {
+            None => Kernels::scalar().conv2d_forward(shape, x, w, b, y, true),
+            Some(step) => conv2d_forward(step, shape, x, w, b, y, true)?,
         }
-        Some(step) => {
-            // One call outside the timing says whether the step can run at all.
-            conv2d_forward(step, &s, input, weight, bias, &mut output, true)?;
-            time_calls(settings, || {
-                let _ = conv2d_forward(step, &s, input, weight, bias, &mut output, true);
-            })
+        Ok(())
+    }
+}
+
+// ANCHOR: measure_staircase
+/// Times every bar of `ops` on this thread, in `settings.runs` rounds that each run every bar
+/// once (so that a slow spell of the machine falls on all of them alike), on seeded random
+/// buffers allocated beforehand. A run lasts `settings.min_run_seconds` and counts the seconds
+/// the thread spent on a CPU, from `/proc/thread-self/schedstat`: time spent waiting while other
+/// programs had the core is left out, which on a shared machine is most of the noise. (Where
+/// the system does not report it, wall-clock seconds.) The result is the median run of each
+/// bar, with `cpu_fraction` left empty since waiting does not lengthen these seconds.
+pub fn measure_staircase(
+    ops: &[StaircaseOp],
+    settings: &TimingSettings,
+    mut progress: impl FnMut(&str),
+) -> Result<Vec<Measurement>, StepError> {
+    // One set of buffers per layer, and for each bar the index of its layer's.
+    let mut layers: Vec<(&str, Buffers)> = Vec::new();
+    let mut slot = Vec::with_capacity(ops.len());
+    for op in ops {
+        let i = layers.iter().position(|(layer, _)| *layer == op.layer).unwrap_or_else(|| {
+            layers.push((op.layer, Buffers::new(op.shape)));
+            layers.len() - 1
+        });
+        slot.push(i);
+    }
+    let clock = || thread_cpu_seconds().unwrap_or_else(wall_seconds);
+    // Warm-up: every bar for one run's length, which also says how many calls make a run.
+    let mut calls = Vec::with_capacity(ops.len());
+    for op in ops {
+        progress(&format!("{} warm-up", op.name));
+        let i = slot[calls.len()];
+        let (start, mut n) = (clock(), 0u64);
+        while n == 0 || clock() - start < settings.min_run_seconds {
+            layers[i].1.run(op.step)?;
+            n += 1;
         }
+        let per_call = (clock() - start) / n as f64;
+        calls.push(((settings.min_run_seconds / per_call.max(1e-9)).ceil() as u64).max(1));
+    }
+    let machine_before = MachineCpu::read();
+    let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); ops.len()];
+    for round in 0..settings.runs.max(1) {
+        for (k, op) in ops.iter().enumerate() {
+            progress(&format!("round {} of {}: {}", round + 1, settings.runs.max(1), op.name));
+            let i = slot[k];
+            let start = clock();
+            for _ in 0..calls[k] {
+                layers[i].1.run(op.step)?;
+            }
+            seconds[k].push((clock() - start) / calls[k] as f64);
+        }
+    }
+    let other_load = match (machine_before, MachineCpu::read()) {
+        (Some(before), Some(after)) => after.busy_cores_since(&before).map(|busy| (busy - 1.0).max(0.0)),
+        _ => None,
     };
-    Ok(Measurement { op: op.name.clone(), isa: op.isa(), flops: s.flops(), images: None, timing })
+    let measurements = ops
+        .iter()
+        .zip(&mut seconds)
+        .zip(&calls)
+        .map(|((op, runs), &calls_per_run)| {
+            let (min_seconds, median, max_seconds) = min_median_max(runs);
+            let timing = Timing {
+                seconds: median,
+                min_seconds,
+                max_seconds,
+                calls_per_run,
+                runs: runs.len(),
+                cpu_fraction: None,
+                other_load,
+            };
+            Measurement { op: op.name.clone(), isa: op.isa(), flops: op.shape.flops(), images: None, timing }
+        })
+        .collect();
+    Ok(measurements)
+}
+// ANCHOR_END: measure_staircase
+
+/// Seconds since the first call, for systems that do not report a thread's CPU time.
+fn wall_seconds() -> f64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs_f64()
 }
