@@ -90,21 +90,26 @@ fn step4_split_borders_matches_scalar_on_any_channel_count() {
 }
 
 #[test]
-fn steps_1_to_3_refuse_partial_vectors_with_an_error() {
+fn shapes_a_step_cannot_compute_are_refused_with_an_error() {
     if !sse_runs() {
         return;
     }
-    let s = Conv2dShape { n: 1, h: 3, w: 3, c_in: 2, c_out: 6 };
-    let (x, w, b) = (rand_vec(s.input_len(), 1), rand_vec(s.weight_len(), 2), rand_vec(s.c_out, 3));
-    for step in Step::ALL {
-        let mut out = vec![f32::NAN; s.output_len()];
-        let result = conv2d_forward(step, &s, &x, &w, &b, &mut out, false);
-        if step == Step::SplitBorders {
-            assert_eq!(result, Ok(()));
-        } else {
-            assert_eq!(result, Err(StepError::Channels { step, c_out: 6 }));
+    for c_out in [6, 0] {
+        let s = Conv2dShape { n: 1, h: 3, w: 3, c_in: 2, c_out };
+        let (x, w, b) = (rand_vec(s.input_len(), 1), rand_vec(s.weight_len(), 2), rand_vec(s.c_out, 3));
+        for step in Step::ALL {
+            let mut out = vec![f32::NAN; s.output_len()];
+            let result = conv2d_forward(step, &s, &x, &w, &b, &mut out, false);
+            if step == Step::SplitBorders && c_out > 0 {
+                assert_eq!(result, Ok(()));
+                continue;
+            }
+            assert_eq!(result, Err(StepError::Channels { step, c_out }));
             assert!(out.iter().all(|v| v.is_nan()), "{step} wrote into the output before refusing it");
-            assert_eq!(result.unwrap_err().to_string(), format!("{step} needs a multiple of 4 output channels, not 6"));
+            let message = format!(
+                "{step} cannot compute {c_out} output channels: steps 1 to 3 take a positive multiple of 4, step 4 any positive number"
+            );
+            assert_eq!(result.unwrap_err().to_string(), message);
         }
     }
 }

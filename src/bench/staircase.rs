@@ -53,9 +53,10 @@ impl Step {
         }
     }
 
-    /// Whether the step computes `shape`: steps 1 to 3 need whole vectors of output channels.
+    /// Whether the step computes `shape`: at least one output channel, and for steps 1 to 3
+    /// whole vectors of them.
     pub fn supports(self, shape: &Conv2dShape) -> bool {
-        self == Step::SplitBorders || shape.c_out.is_multiple_of(4)
+        shape.c_out > 0 && (self == Step::SplitBorders || shape.c_out.is_multiple_of(4))
     }
 }
 
@@ -70,7 +71,9 @@ impl fmt::Display for Step {
 pub enum StepError {
     #[error(transparent)]
     Isa(#[from] IsaError),
-    #[error("{step} needs a multiple of 4 output channels, not {c_out}")]
+    #[error(
+        "{step} cannot compute {c_out} output channels: steps 1 to 3 take a positive multiple of 4, step 4 any positive number"
+    )]
     Channels { step: Step, c_out: usize },
 }
 

@@ -11,14 +11,19 @@
 //! 4. [`step4`]: the crate's SSE kernel, whose tiles need no border test (the first and the last
 //!    pixel of a row have tiles of their own).
 //!
-//! Steps 1 to 3 take `c_out` a multiple of 4 (the layers have 32, 64 and 128 output channels);
-//! step 4 takes any shape. The caller checks that (`crate::bench::staircase`).
+//! Steps 1 to 3 take `c_out` a positive multiple of 4 (the layers have 32, 64 and 128 output
+//! channels); step 4 takes any shape. The caller checks that (`crate::bench::staircase`).
 
 // A tile indexes its accumulators by (pixel, vector); index loops show the tile.
 #![allow(clippy::needless_range_loop)]
 
 use crate::kernels::{Conv2dShape, Isa, IsaError};
 use std::arch::x86_64::*;
+
+/// Output pixels of a row computed together by step 3's tiles.
+pub(crate) const PIX: usize = 5;
+/// Vectors of 4 output channels computed together by the tiles of steps 2 and 3.
+pub(crate) const COV: usize = 2;
 
 /// A forward convolution as the kernel table stores it: `#[target_feature]` functions coerce
 /// only to `unsafe fn` pointers.
@@ -44,11 +49,6 @@ pub(crate) fn conv2d_forward(
     unsafe { kernel(s, input, weight, bias, output, relu) };
     Ok(())
 }
-
-/// Output pixels of a row computed together by step 3's tiles.
-pub(crate) const PIX: usize = 5;
-/// Vectors of 4 output channels computed together by the tiles of steps 2 and 3.
-pub(crate) const COV: usize = 2;
 
 // ANCHOR: step1
 /// Step 1: chapter 2's loop, with the update of the output row written in intrinsics.
