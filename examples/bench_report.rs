@@ -16,14 +16,23 @@
 //!
 //! The whole run takes about 5 minutes on 2 cores; `--only TEXT` keeps the ops whose name
 //! contains TEXT (`conv`, `backward`, `train_step`).
+//!
+//! `--staircase` times chapter 4's staircase instead: the forward pass of each convolution with
+//! the scalar kernel and with each of the four steps of the SSE kernel, against the scalar and
+//! SSE peaks, with one chart per layer (`conv2_forward_staircase.svg`):
+//!
+//! ```text
+//! cargo run --release --example bench_report -- --staircase --only conv2 --json-out stairs.json --svg-dir charts
+//! ```
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use simd_cnn::bench::staircase::{StaircaseOp, measure_staircase, staircase_ops};
 use simd_cnn::bench::{
-    Machine, MachineCpu, Measurement, Op, OpKind, Peak, Record, Report, TimingSettings, filter_ops, fmt_rate,
-    isa_label, measure_op, measure_peak, report_ops,
+    Machine, MachineCpu, Measurement, Op, OpKind, Peak, Record, Report, TimingSettings, filter_ops, fmt_percent,
+    fmt_rate, isa_label, measure_op, measure_peak, report_ops,
 };
 use simd_cnn::data::download::write_atomic;
 use simd_cnn::kernels::Isa;
@@ -53,6 +62,10 @@ struct Args {
     /// Least duration of one run, in seconds (a run repeats the op until it has lasted this long)
     #[arg(long, default_value_t = 0.3, value_parser = positive_seconds)]
     min_run_seconds: f64,
+    /// Time chapter 4's staircase instead: each convolution's forward pass with the scalar
+    /// kernel and the four steps of the SSE kernel (`--only` filters these names)
+    #[arg(long)]
+    staircase: bool,
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -85,6 +98,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    if args.staircase {
+        return run_staircase(args);
+    }
     let ops = filter_ops(report_ops(), args.only.as_deref());
     if ops.is_empty() {
         let names: Vec<String> = report_ops().into_iter().map(|op| op.name).collect();
@@ -162,6 +178,86 @@ fn run(args: &Args) -> Result<(), String> {
     }
     Ok(())
 }
+
+// ANCHOR: run_staircase
+/// `--staircase`: the scalar and SSE peaks, then every bar of the staircase, in one sitting.
+fn run_staircase(args: &Args) -> Result<(), String> {
+    let only = args.only.as_deref();
+    let ops: Vec<StaircaseOp> =
+        staircase_ops().into_iter().filter(|op| only.is_none_or(|text| op.name.contains(text))).collect();
+    if ops.is_empty() {
+        let names: Vec<String> = staircase_ops().into_iter().map(|op| op.name).collect();
+        return Err(format!("no staircase op name contains '{}'; they are: {}", only.unwrap_or(""), names.join(", ")));
+    }
+    check_output_folder(&args.json_out)?;
+    if let Some(path) = &args.markdown {
+        check_output_folder(path)?;
+    }
+    if let Some(dir) = &args.svg_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("warning: built without --release; the figures will not mean much");
+    }
+    Isa::Sse.check().map_err(|e| format!("the staircase is made of SSE kernels: {e}"))?;
+    warn_if_busy();
+
+    let settings = TimingSettings { min_run_seconds: args.min_run_seconds, runs: args.runs as usize };
+    let bar = ProgressBar::new((2 + ops.len()) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {msg}").expect("the template is valid"),
+    );
+    let mut peaks: Vec<Peak> = Vec::new();
+    for isa in [Isa::Scalar, Isa::Sse] {
+        bar.set_message(format!("{isa} peak"));
+        peaks.push(measure_peak(isa, &settings).map_err(|e| e.to_string())?);
+        bar.inc(1);
+    }
+    bar.set_length(2 + (1 + settings.runs as u64) * ops.len() as u64);
+    let measurements = measure_staircase(&ops, &settings, |what| {
+        bar.set_message(what.to_string());
+        bar.inc(1);
+    })
+    .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+
+    let mut report = Report::new(Machine::detect(), peaks, measurements);
+    // Each step is a speed-up over the scalar kernel of its layer, whose record has another name.
+    let scalar: Vec<(String, f64)> = ops
+        .iter()
+        .zip(&report.records)
+        .filter(|(op, _)| op.step.is_none())
+        .map(|(op, r)| (op.layer.to_string(), r.seconds))
+        .collect();
+    for (op, record) in ops.iter().zip(report.records.iter_mut()) {
+        if let Some((_, seconds)) = scalar.iter().find(|(layer, _)| layer == op.layer) {
+            record.speedup_vs_scalar = Some(seconds / record.seconds);
+        }
+    }
+    let markdown = report.to_markdown();
+    println!("{markdown}");
+    let json = serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())? + "\n";
+    write_file(&args.json_out, json.as_bytes())?;
+    if let Some(path) = &args.markdown {
+        write_file(path, markdown.as_bytes())?;
+    }
+    if let Some(dir) = &args.svg_dir {
+        let mut layers: Vec<&str> = ops.iter().map(|op| op.layer).collect();
+        layers.dedup();
+        for layer in &layers {
+            let svg = steps_svg(&report, &ops, layer)?;
+            write_file(&dir.join(format!("{layer}_forward_staircase.svg")), svg.as_bytes())?;
+        }
+        eprintln!("wrote {} charts to {}", layers.len(), dir.display());
+    }
+    if !report.disturbed().is_empty() {
+        eprintln!(
+            "warning: the machine disturbed some measurements (see the end of the table); compare ratios within this run"
+        );
+    }
+    Ok(())
+}
+// ANCHOR_END: run_staircase
 
 /// Fails early, before minutes of measuring, if the folder of `path` does not exist.
 fn check_output_folder(path: &Path) -> Result<(), String> {
@@ -259,6 +355,69 @@ fn staircase_svg(report: &Report, op: &Op) -> Result<String, String> {
     Ok(svg)
 }
 // ANCHOR_END: staircase_svg
+
+/// One bar per step of `layer`'s staircase on a linear axis from zero, each labelled with its
+/// GFLOP/s and its share of the SSE peak, and the SSE peak as a dashed line (its label in the
+/// extra segment on the right, as in the other charts).
+fn steps_svg(report: &Report, ops: &[StaircaseOp], layer: &str) -> Result<String, String> {
+    let bars: Vec<(&StaircaseOp, &Record)> =
+        ops.iter().zip(&report.records).filter(|(op, _)| op.layer == layer).collect();
+    let sse_peak = report.peaks.iter().find(|p| p.isa == Isa::Sse).map(|p| p.gflops);
+    let top = bars.iter().map(|(_, r)| r.gflops).chain(sse_peak).fold(0.0f64, f64::max) * 1.15;
+    let n = bars.len();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (860, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("{layer} forward, one core: the SSE staircase"), ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(64)
+            .build_cartesian_2d((0..n).into_segmented(), 0.0..top)
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_max_light_lines(0)
+            .y_labels(8)
+            .x_label_formatter(&|x| match x {
+                SegmentValue::CenterOf(i) => bars.get(*i).map_or(String::new(), |(op, _)| op.label()),
+                _ => String::new(),
+            })
+            .y_desc("GFLOP/s")
+            .y_label_formatter(&|y| if *y == 0.0 { "0".to_string() } else { fmt_rate(*y) })
+            .draw()
+            .map_err(plot_error)?;
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, (_, r))| {
+                let mut bar = Rectangle::new(
+                    [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), r.gflops)],
+                    isa_color(r.isa).filled(),
+                );
+                bar.set_margin(0, 0, 14, 14);
+                bar
+            }))
+            .map_err(plot_error)?;
+        let above = TextStyle::from(("sans-serif", 15).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, (_, r))| {
+                let share = sse_peak.map(|p| format!(" ({})", fmt_percent(Some(r.gflops / p)))).unwrap_or_default();
+                let label = format!("{}{share}", fmt_rate(r.gflops));
+                Text::new(label, (SegmentValue::CenterOf(i), r.gflops + top * 0.01), above.clone())
+            }))
+            .map_err(plot_error)?;
+        if let Some(peak) = sse_peak {
+            let ends = [(SegmentValue::Exact(0), peak), (SegmentValue::Exact(n), peak)];
+            chart.draw_series(DashedLineSeries::new(ends, 6, 4, isa_color(Isa::Sse).into())).map_err(plot_error)?;
+            let beside = TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+            let label = format!(" SSE peak {}", fmt_rate(peak));
+            chart.draw_series([Text::new(label, (SegmentValue::Exact(n), peak), beside)]).map_err(plot_error)?;
+        }
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
+}
 
 /// The op, and for a training step the best images per second.
 fn caption(op: &Op, records: &[&Record]) -> String {

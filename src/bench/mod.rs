@@ -7,6 +7,7 @@
 
 mod ops;
 mod report;
+pub mod staircase;
 mod timing;
 
 pub use ops::{

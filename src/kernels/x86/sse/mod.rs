@@ -11,6 +11,7 @@ mod linear;
 pub(crate) mod peak;
 mod pool;
 mod sgd;
+pub(crate) mod staircase;
 mod vector;
 
 pub(crate) use activation::{relu_backward, relu_forward};
