@@ -57,7 +57,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
     /// Timed runs per measurement (the median is reported)
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     runs: u32,
     /// Least duration of one run, in seconds (a run repeats the op until it has lasted this long)
     #[arg(long, default_value_t = 0.3, value_parser = positive_seconds)]
@@ -260,13 +260,10 @@ fn run_staircase(args: &Args) -> Result<(), String> {
 // ANCHOR_END: run_staircase
 
 /// Fails early, before minutes of measuring, if the folder of `path` does not exist.
+/// Before minutes of measuring: the file can be written (its folder exists and takes files, and
+/// it is not itself a folder).
 fn check_output_folder(path: &Path) -> Result<(), String> {
-    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(dir) if !dir.is_dir() => {
-            Err(format!("cannot write {}: folder {} does not exist", path.display(), dir.display()))
-        }
-        _ => Ok(()),
-    }
+    simd_cnn::files::check_writable(path).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {

@@ -512,6 +512,28 @@ fn write_atomic_replaces_a_file_and_leaves_nothing_else() {
     assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
 }
 
+#[test]
+fn outputs_that_cannot_be_written_are_found_before_any_work() {
+    use simd_cnn::files::{check_writable, write_atomic_with};
+    let dir = tempfile::tempdir().unwrap();
+    let fine = dir.path().join("report.json");
+    check_writable(&fine).unwrap();
+    assert!(files_in(dir.path()).is_empty(), "the probe is removed");
+    for bad in [dir.path().to_path_buf(), dir.path().join("missing/report.json"), "/proc/report.json".into()] {
+        let e = check_writable(&bad).expect_err(&bad.display().to_string());
+        assert!(!e.to_string().contains('\n'), "{e}");
+    }
+    // A write that dies half-way leaves its temporary file, which the next write of the same
+    // file takes over: leftovers never pile up.
+    std::fs::write(&fine, b"old").unwrap();
+    let mut kill = |_: simd_cnn::files::Step| Some(simd_cnn::files::Fault::Kill);
+    assert!(write_atomic_with(&fine, b"new, longer", &mut kill).is_err());
+    assert_eq!(std::fs::read(&fine).unwrap(), b"old");
+    assert_eq!(files_in(dir.path()), ["report.json", "report.json.part"]);
+    write_atomic(&fine, b"new").unwrap();
+    assert_eq!(files_in(dir.path()), ["report.json"]);
+}
+
 // ------------------------------------------------------------------ downloading MNIST
 
 /// A tiny MNIST served as `.gz` files under `/mnist/`, and the [`MnistFile`]s whose hashes are
