@@ -15,7 +15,6 @@ mod open;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use open::open_catdog;
-use serde_json::json;
 use simd_cnn::checkpoint::{EpochMetrics, state_path};
 use simd_cnn::data::catdog::{self, OpenOptions, archive_url, find_pet_images};
 use simd_cnn::data::download::DownloadOptions;
@@ -186,10 +185,10 @@ fn run(args: &Args) -> Result<ExitCode, Error> {
             let summary = summary(&trainer, &save);
             println!(
                 "validation accuracy {:.4} after {}; {:.0} s of training, {:.0} images/s on {} ({})",
-                summary["val_accuracy"].as_f64().unwrap_or(f64::NAN),
+                summary.val_accuracy.unwrap_or(f64::NAN),
                 plural(trainer.state().epoch, "epoch"),
-                summary["train_seconds"].as_f64().unwrap_or(0.0),
-                summary["images_per_second"].as_f64().unwrap_or(0.0),
+                summary.train_seconds,
+                summary.images_per_second,
                 plural(trainer.threads(), "thread"),
                 trainer.kernels().isa(),
             );
@@ -389,40 +388,58 @@ fn plural(n: usize, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
-/// As a JSON number, an `f32` as it was written on the command line (0.01, not the nearest
-/// f64 to the f32 nearest 0.01).
-fn short(x: f32) -> serde_json::Value {
-    x.to_string().parse::<f64>().map(serde_json::Value::from).unwrap_or(serde_json::Value::Null)
+/// The summary JSON: how the run went, and everything needed to reproduce it. (serde writes an
+/// `f32` such as `--lr 0.01` as `0.01`, the shortest decimal that reads back to the same `f32`.)
+#[derive(serde::Serialize)]
+struct Summary<'a> {
+    val_accuracy: Option<f64>,
+    best_val_accuracy: Option<f64>,
+    val_loss: Option<f64>,
+    train_seconds: f64,
+    images_per_second: f64,
+    isa: &'static str,
+    threads: usize,
+    skipped_files: u64,
+    train_images: usize,
+    val_images: usize,
+    epochs: usize,
+    batch_size: usize,
+    lr: f32,
+    momentum: f32,
+    schedule: String,
+    augment: bool,
+    seed: u64,
+    limit: Option<usize>,
+    weights: &'a Path,
+    per_epoch: &'a [EpochMetrics],
 }
 
-/// The summary JSON: how the run went, and everything needed to reproduce it.
-fn summary(trainer: &Trainer, save: &Path) -> serde_json::Value {
+fn summary<'a>(trainer: &'a Trainer, save: &'a Path) -> Summary<'a> {
     let s = trainer.state();
     let c = trainer.config();
     let train_seconds: f64 = s.history.iter().map(|m| m.seconds).sum();
     let images = (s.history.len() * trainer.batches_per_epoch() * c.batch_size) as f64;
     let last = s.history.last();
-    let best = s.history.iter().filter_map(|m| m.val_accuracy).fold(f64::NAN, f64::max);
-    json!({
-        "val_accuracy": last.and_then(|m| m.val_accuracy),
-        "best_val_accuracy": if best.is_nan() { None } else { Some(best) },
-        "val_loss": last.and_then(|m| m.val_loss),
-        "train_seconds": train_seconds,
-        "images_per_second": images / train_seconds.max(1e-9),
-        "isa": trainer.kernels().isa().name(),
-        "threads": trainer.threads(),
-        "skipped_files": trainer.data().skipped().total(),
-        "train_images": trainer.split().train.len(),
-        "val_images": trainer.split().val.len(),
-        "epochs": s.epoch,
-        "batch_size": c.batch_size,
-        "lr": short(c.lr),
-        "momentum": short(c.momentum),
-        "schedule": c.schedule.to_string(),
-        "augment": c.augment,
-        "seed": c.seed,
-        "limit": c.limit,
-        "weights": save,
-        "per_epoch": s.history.iter().map(EpochMetrics::to_json).collect::<Vec<_>>(),
-    })
+    Summary {
+        val_accuracy: last.and_then(|m| m.val_accuracy),
+        best_val_accuracy: s.history.iter().filter_map(|m| m.val_accuracy).reduce(f64::max),
+        val_loss: last.and_then(|m| m.val_loss),
+        train_seconds,
+        images_per_second: images / train_seconds.max(1e-9),
+        isa: trainer.kernels().isa().name(),
+        threads: trainer.threads(),
+        skipped_files: trainer.data().skipped().total(),
+        train_images: trainer.split().train.len(),
+        val_images: trainer.split().val.len(),
+        epochs: s.epoch,
+        batch_size: c.batch_size,
+        lr: c.lr,
+        momentum: c.momentum,
+        schedule: c.schedule.to_string(),
+        augment: c.augment,
+        seed: c.seed,
+        limit: c.limit,
+        weights: save,
+        per_epoch: &s.history,
+    }
 }
