@@ -4,7 +4,9 @@ use super::ops::{Model, Op, OpKind};
 use super::timing::{Noise, Timing, TimingSettings, time_calls, time_fastest_call};
 use crate::kernels::peak::peak_flops;
 use crate::kernels::{Isa, IsaError, Kernels};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::hint::black_box;
 
@@ -93,20 +95,64 @@ impl Machine {
         }
     }
 
-    fn to_json(&self) -> Value {
+    fn to_json(&self) -> MachineJson<'_> {
         let names = |isas: &[Isa]| isas.iter().map(|isa| isa.name()).collect::<Vec<_>>();
-        json!({
-            "cpu_model": self.cpu_model,
-            "logical_cpus": self.logical_cpus,
-            "threads_used": 1,
-            "os": self.os,
-            "arch": self.arch,
-            "rustc": self.rustc,
-            "cpu_isas": names(&self.cpu_isas),
-            "available_isas": names(&self.available_isas),
-            "debug_assertions": self.debug_assertions,
-        })
+        MachineJson {
+            cpu_model: &self.cpu_model,
+            logical_cpus: self.logical_cpus,
+            threads_used: 1,
+            os: &self.os,
+            arch: &self.arch,
+            rustc: &self.rustc,
+            cpu_isas: names(&self.cpu_isas),
+            available_isas: names(&self.available_isas),
+            debug_assertions: self.debug_assertions,
+        }
     }
+}
+
+/// The report's JSON, field by field (serde writes it).
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    machine: MachineJson<'a>,
+    peaks: BTreeMap<&'static str, Option<f64>>,
+    peak_reference: Option<&'static str>,
+    peak_spread: BTreeMap<&'static str, f64>,
+    records: Vec<RecordJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct MachineJson<'a> {
+    cpu_model: &'a str,
+    logical_cpus: usize,
+    threads_used: usize,
+    os: &'a str,
+    arch: &'a str,
+    rustc: &'a str,
+    cpu_isas: Vec<&'static str>,
+    available_isas: Vec<&'static str>,
+    debug_assertions: bool,
+}
+
+#[derive(Serialize)]
+struct RecordJson<'a> {
+    op: &'a str,
+    isa: &'static str,
+    flops: u64,
+    gflops: f64,
+    peak_fraction: Option<f64>,
+    isa_peak_fraction: Option<f64>,
+    speedup_vs_scalar: Option<f64>,
+    seconds: f64,
+    min_seconds: f64,
+    max_seconds: f64,
+    spread: f64,
+    runs: usize,
+    calls_per_run: u64,
+    cpu_fraction: Option<f64>,
+    other_load: Option<f64>,
+    noise: Option<String>,
+    images_per_second: Option<f64>,
 }
 
 /// The CPU's name from `/proc/cpuinfo`: its `model name` (x86), with the family and model
@@ -245,44 +291,39 @@ impl Report {
     /// `{"machine": {..}, "peaks": {"scalar": GFLOP/s, ..}, "records": [{"op", "isa", ..}]}`;
     /// an instruction set that was not measured has a `null` peak.
     pub fn to_json(&self) -> Value {
-        let peaks: serde_json::Map<String, Value> = Isa::ALL
-            .iter()
-            .map(|&isa| (isa.name().to_string(), json!(self.peaks.iter().find(|p| p.isa == isa).map(|p| p.gflops))))
-            .collect();
-        let peak_spread: serde_json::Map<String, Value> =
-            self.peaks.iter().map(|p| (p.isa.name().to_string(), json!(p.timing.spread()))).collect();
-        let records: Vec<Value> = self
-            .records
-            .iter()
-            .map(|r| {
-                json!({
-                    "op": r.op,
-                    "isa": r.isa.name(),
-                    "flops": r.flops,
-                    "gflops": r.gflops,
-                    "peak_fraction": r.peak_fraction,
-                    "isa_peak_fraction": r.isa_peak_fraction,
-                    "speedup_vs_scalar": r.speedup_vs_scalar,
-                    "seconds": r.seconds,
-                    "min_seconds": r.timing.min_seconds,
-                    "max_seconds": r.timing.max_seconds,
-                    "spread": r.timing.spread(),
-                    "runs": r.timing.runs,
-                    "calls_per_run": r.timing.calls_per_run,
-                    "cpu_fraction": r.timing.cpu_fraction,
-                    "other_load": r.timing.other_load,
-                    "noise": r.timing.noise().map(|n| n.to_string()),
-                    "images_per_second": r.images_per_second,
+        let json = ReportJson {
+            machine: self.machine.to_json(),
+            peaks: Isa::ALL
+                .iter()
+                .map(|&isa| (isa.name(), self.peaks.iter().find(|p| p.isa == isa).map(|p| p.gflops)))
+                .collect(),
+            peak_reference: self.reference_isa().map(Isa::name),
+            peak_spread: self.peaks.iter().map(|p| (p.isa.name(), p.timing.spread())).collect(),
+            records: self
+                .records
+                .iter()
+                .map(|r| RecordJson {
+                    op: &r.op,
+                    isa: r.isa.name(),
+                    flops: r.flops,
+                    gflops: r.gflops,
+                    peak_fraction: r.peak_fraction,
+                    isa_peak_fraction: r.isa_peak_fraction,
+                    speedup_vs_scalar: r.speedup_vs_scalar,
+                    seconds: r.seconds,
+                    min_seconds: r.timing.min_seconds,
+                    max_seconds: r.timing.max_seconds,
+                    spread: r.timing.spread(),
+                    runs: r.timing.runs,
+                    calls_per_run: r.timing.calls_per_run,
+                    cpu_fraction: r.timing.cpu_fraction,
+                    other_load: r.timing.other_load,
+                    noise: r.timing.noise().map(|n| n.to_string()),
+                    images_per_second: r.images_per_second,
                 })
-            })
-            .collect();
-        json!({
-            "machine": self.machine.to_json(),
-            "peaks": peaks,
-            "peak_reference": self.reference_isa().map(Isa::name),
-            "peak_spread": peak_spread,
-            "records": records,
-        })
+                .collect(),
+        };
+        serde_json::to_value(json).unwrap_or(Value::Null)
     }
     // ANCHOR_END: to_json
 
