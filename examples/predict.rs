@@ -10,10 +10,9 @@
 //! gives each photo its label, and the accuracy. The network's output is the probability of
 //! "dog". Files that are not photos are reported and skipped.
 use clap::Parser;
-use serde_json::json;
 use simd_cnn::checkpoint::load_weights;
 use simd_cnn::data::catdog::{CLASSES, DOG, decode_file_to, find_pet_images, to_unit_f32};
-use simd_cnn::data::download::write_atomic;
+use simd_cnn::files::{check_output, write_atomic};
 use simd_cnn::kernels::{Isa, Kernels};
 use simd_cnn::parallel::DataParallel;
 use std::path::{Path, PathBuf};
@@ -31,6 +30,9 @@ struct Args {
     /// Write every prediction (and the accuracy, when the folders give labels) as JSON here
     #[arg(long)]
     json_out: Option<PathBuf>,
+    /// Replace the --json-out file if it exists
+    #[arg(long)]
+    overwrite: bool,
     /// scalar, sse, avx2 or avx512 [default: the best this CPU has]
     #[arg(long)]
     isa: Option<Isa>,
@@ -79,6 +81,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(path) = &args.json_out {
+        check_output(path, args.overwrite).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     let mut model = load_weights(&args.weights, None)?;
     let k = match args.isa {
         Some(isa) => Kernels::for_isa(isa)?,
@@ -131,12 +136,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     100.0 * confidence
                 );
             }
-            predictions.push(json!({
-                "path": item.path,
-                "dog_probability": p,
-                "predicted": CLASSES[predicted as usize].to_lowercase(),
-                "label": item.label.map(|l| CLASSES[l as usize].to_lowercase()),
-            }));
+            predictions.push(Prediction {
+                path: item.path.clone(),
+                dog_probability: p,
+                predicted: CLASSES[predicted as usize].to_lowercase(),
+                label: item.label.map(|l| CLASSES[l as usize].to_lowercase()),
+            });
         }
     }
     // ANCHOR_END: predict
@@ -150,14 +155,30 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         None => println!("{} photos classified; {skipped} skipped", predictions.len()),
     }
     if let Some(path) = &args.json_out {
-        let mut out = json!({ "predictions": predictions, "skipped": skipped, "weights": args.weights });
-        if let Some(a) = accuracy {
-            out["accuracy"] = json!(a);
-        }
+        let out = Output { predictions: &predictions, skipped, weights: &args.weights, accuracy };
         write_atomic(path, serde_json::to_string_pretty(&out)?.as_bytes())
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// One photo's answer, as `--json-out` writes it.
+#[derive(serde::Serialize)]
+struct Prediction {
+    path: PathBuf,
+    dog_probability: f32,
+    predicted: String,
+    label: Option<String>,
+}
+
+/// Everything `--json-out` writes; `accuracy` only when some photos had labels.
+#[derive(serde::Serialize)]
+struct Output<'a> {
+    predictions: &'a [Prediction],
+    skipped: usize,
+    weights: &'a Path,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accuracy: Option<f64>,
 }
 
 /// The photos behind `paths`: a file is one photo; a folder laid out like `PetImages` gives

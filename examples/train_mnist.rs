@@ -12,13 +12,12 @@
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
-use simd_cnn::data::download::write_atomic;
 use simd_cnn::data::mnist::{IMAGE_LEN, Mnist};
+use simd_cnn::files::{check_output, write_atomic};
 use simd_cnn::kernels::{Isa, Kernels};
 use simd_cnn::model::Mlp;
 use simd_cnn::train::{EpochOrder, EpochStats, LossGuard, MnistEvaluator, Sgd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -48,6 +47,9 @@ struct Args {
     /// Write the settings, per-epoch figures and timings of the run to this JSON file
     #[arg(long, value_name = "FILE")]
     json_out: Option<PathBuf>,
+    /// Replace the --json-out file if it exists
+    #[arg(long)]
+    overwrite: bool,
 }
 
 fn at_least_one(s: &str) -> Result<u32, String> {
@@ -66,6 +68,36 @@ fn positive_finite(s: &str) -> Result<f64, String> {
 
 /// Images per forward pass when measuring test accuracy.
 const EVAL_CHUNK: usize = 1000;
+
+/// What `--json-out` writes: the settings, the result, and every epoch.
+#[derive(serde::Serialize)]
+struct Report {
+    model: &'static str,
+    dataset: &'static str,
+    data: String,
+    isa: &'static str,
+    epochs: u32,
+    batch_size: usize,
+    lr: f64,
+    momentum: f32,
+    seed: u64,
+    train_images: usize,
+    test_images: usize,
+    test_accuracy: f64,
+    train_seconds: f64,
+    images_per_second: f64,
+    per_epoch: Vec<EpochJson>,
+}
+
+#[derive(serde::Serialize)]
+struct EpochJson {
+    epoch: u32,
+    train_loss: f64,
+    train_accuracy: f64,
+    test_accuracy: f64,
+    train_seconds: f64,
+    images_per_second: f64,
+}
 
 /// What one epoch measured.
 struct EpochReport {
@@ -102,7 +134,7 @@ fn run(args: &Args) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     if let Some(path) = &args.json_out {
-        check_writable_folder(path)?;
+        check_output(path, args.overwrite).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let dir = args.data.clone().unwrap_or_else(|| simd_cnn::data::default_dir("mnist"));
     let chosen = if args.isa.is_some() { "as asked" } else { "the best available" };
@@ -174,30 +206,33 @@ fn run(args: &Args) -> Result<(), String> {
         images as f64 / train_seconds
     );
     if let Some(path) = &args.json_out {
-        let report = json!({
-            "model": "mlp-784-128-64-10",
-            "dataset": "mnist",
-            "data": dir.display().to_string(),
-            "isa": k.isa().name(),
-            "epochs": args.epochs,
-            "batch_size": batch_size,
-            "lr": args.lr,
-            "momentum": f64::from(opt.momentum),
-            "seed": args.seed,
-            "train_images": data.train.len(),
-            "test_images": data.test.len(),
-            "test_accuracy": test_accuracy,
-            "train_seconds": train_seconds,
-            "images_per_second": images as f64 / train_seconds,
-            "per_epoch": reports.iter().map(|r| json!({
-                "epoch": r.epoch,
-                "train_loss": r.stats.mean_loss(),
-                "train_accuracy": r.stats.accuracy(),
-                "test_accuracy": r.test_accuracy,
-                "train_seconds": r.train_seconds,
-                "images_per_second": r.stats.seen() as f64 / r.train_seconds,
-            })).collect::<Vec<_>>(),
-        });
+        let report = Report {
+            model: "mlp-784-128-64-10",
+            dataset: "mnist",
+            data: dir.display().to_string(),
+            isa: k.isa().name(),
+            epochs: args.epochs,
+            batch_size,
+            lr: args.lr,
+            momentum: opt.momentum,
+            seed: args.seed,
+            train_images: data.train.len(),
+            test_images: data.test.len(),
+            test_accuracy,
+            train_seconds,
+            images_per_second: images as f64 / train_seconds,
+            per_epoch: reports
+                .iter()
+                .map(|r| EpochJson {
+                    epoch: r.epoch,
+                    train_loss: r.stats.mean_loss(),
+                    train_accuracy: r.stats.accuracy(),
+                    test_accuracy: r.test_accuracy,
+                    train_seconds: r.train_seconds,
+                    images_per_second: r.stats.seen() as f64 / r.train_seconds,
+                })
+                .collect(),
+        };
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n";
         write_atomic(path, text.as_bytes()).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
         println!("wrote {}", path.display());
@@ -214,14 +249,4 @@ fn epoch_bar(epoch: u32, epochs: u32, batches: u64) -> ProgressBar {
     }
     bar.set_message(format!("{epoch}/{epochs}"));
     bar
-}
-
-/// Fails early, before a long run, if the JSON file could not be written at the end.
-fn check_writable_folder(path: &Path) -> Result<(), String> {
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if folder.is_dir() {
-        Ok(())
-    } else {
-        Err(format!("{}: the folder {} does not exist", path.display(), folder.display()))
-    }
 }

@@ -155,6 +155,20 @@ pub fn check_writable(path: &Path) -> io::Result<()> {
     fs::remove_file(&probe)
 }
 
+/// [`check_writable`], and, unless `replace` is set, that nothing is at `path` yet: a program
+/// never replaces an earlier result unasked. The errors are one line each; the one for an
+/// existing file is of kind [`io::ErrorKind::AlreadyExists`] and says to pass `--overwrite`.
+pub fn check_output(path: &Path, replace: bool) -> io::Result<()> {
+    check_writable(path)?;
+    if !replace && path.exists() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "already exists (an earlier result): pass --overwrite to replace it, or write elsewhere",
+        ));
+    }
+    Ok(())
+}
+
 /// The lowercase hexadecimal SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
