@@ -127,6 +127,8 @@ pub fn check_grad(
     for (&i, &num) in indices.iter().zip(numeric) {
         let an = analytic[i] as f64;
         let excess = (an - num).abs() - (atol + rtol * num.abs());
+        // A NaN on either side fails: `excess > 0.0` alone would let it through.
+        let excess = if excess.is_nan() { f64::INFINITY } else { excess };
         if excess > 0.0 && worst.is_none_or(|(_, e)| excess > e) {
             worst = Some((i, excess));
         }
