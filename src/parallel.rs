@@ -1,8 +1,9 @@
 //! Chapter 8: threads.
 //!
-//! The cat/dog network trained on a pool of threads. Each layer's work is split into parts
-//! that write disjoint outputs, and each thread runs the single-threaded kernels of chapters
-//! 4-6 on its part:
+//! The cat/dog network trained on a pool of threads. The network's forward and backward passes
+//! are written once, in `model`, over an [`Executor`]; this module supplies [`OnPool`], the
+//! executor that splits each step's work into parts that write disjoint outputs, each thread
+//! running the single-threaded kernels of chapters 4-6 on its part:
 //!
 //! | work | split by | why |
 //! | --- | --- | --- |
@@ -46,6 +47,7 @@ pub enum ParallelError {
     },
 }
 
+// ANCHOR: data_parallel
 /// A pool of threads and the scratch memory the parallel training step needs.
 pub struct DataParallel {
     pool: rayon::ThreadPool,
@@ -77,13 +79,13 @@ impl DataParallel {
         self.threads
     }
 
+    // ANCHOR: forward
     /// This pool with the kernels `k`: an executor for the passes of any network
     /// ([`CatDogCnn::forward_with`], [`crate::model::Network::forward_backward_with`]).
     pub fn on<'a>(&'a mut self, k: &'a Kernels) -> OnPool<'a> {
         OnPool { par: self, k }
     }
 
-    // ANCHOR: forward
     /// The network's forward pass on the pool: x `[n, h, w, 3]` -> logits `[n]`.
     pub fn forward<'a>(&mut self, net: &'a mut CatDogCnn, k: &Kernels, x: &[f32]) -> &'a [f32] {
         net.forward_with(&mut self.on(k), x)

@@ -39,7 +39,6 @@ pub const CATDOG_CHANNELS: usize = 3;
 /// The parameter names of [`CATDOG`], spelled by the compiler.
 const SPELLED_NAMES: [[u8; NAME_ROOM]; 10] = spell_param_names(&CATDOG);
 
-// ANCHOR: cnn
 /// The network of [`CATDOG`]: its layers with parameters as named fields, the plan of its
 /// passes and their buffers.
 #[derive(Clone, Debug)]
@@ -73,7 +72,6 @@ impl CatDogCnn {
         ];
         (params, graph)
     }
-    // ANCHOR_END: cnn
 
     /// A network for `h` x `w` images with He-normal weights drawn from `seed`.
     ///
@@ -106,7 +104,6 @@ impl CatDogCnn {
         self.plan().input_len()
     }
 
-    // ANCHOR: cnn_forward
     /// x `[n, h, w, 3]` (NHWC, values in [0, 1]) -> logits `[n]`, on one thread.
     pub fn forward(&mut self, k: &Kernels, x: &[f32]) -> &[f32] {
         self.forward_with(&mut Serial(k), x)
@@ -117,9 +114,7 @@ impl CatDogCnn {
         let (params, graph) = self.parts();
         graph.forward(e, &params, x)
     }
-    // ANCHOR_END: cnn_forward
 
-    // ANCHOR: cnn_backward
     /// Forward, loss and backward for one batch (`labels`: 0 cat, 1 dog), on one thread: leaves
     /// dL/dparam in every parameter's `grad`.
     pub fn forward_backward(&mut self, k: &Kernels, x: &[f32], labels: &[f32]) -> StepStats {
@@ -131,7 +126,6 @@ impl CatDogCnn {
         let (mut params, graph) = self.parts();
         graph.forward_backward(e, &mut params, x, labels)
     }
-    // ANCHOR_END: cnn_backward
 
     /// The probability that each image shows a dog.
     pub fn predict_proba(&mut self, k: &Kernels, x: &[f32]) -> Vec<f32> {
