@@ -37,7 +37,7 @@
 //! [safetensors]: https://github.com/huggingface/safetensors
 
 use crate::files::{self, Fault, Step, sha256_hex};
-use crate::model::{CatDogCnn, StepStats};
+use crate::model::{CATDOG, CATDOG_CHANNELS, CatDogCnn, Plan, StepStats};
 use crate::tensor::Tensor;
 use crate::tensor::layout::{hwio_to_oihw, oihw_to_hwio};
 use crate::train::{EpochStats, LrSchedule, Sgd};
@@ -69,20 +69,10 @@ const VELOCITY_PREFIX: &str = "momentum_buffer.";
 /// The tensors of PyTorch's `state_dict` for `h` x `w` images, in the order of
 /// [`CatDogCnn::PARAM_NAMES`]: convolutions `[c_out, c_in, 3, 3]`, linear layers `[out, in]`.
 /// At 128 x 128, `fc1.weight` is `[128, 32768]` (128 channels of 16 x 16 after three pools).
+/// Both come from the network's table, [`CATDOG`].
 pub fn state_dict_shapes(h: usize, w: usize) -> [(&'static str, Vec<usize>); 10] {
-    let flat = 128 * (h / 8) * (w / 8);
-    [
-        ("conv1.weight", vec![32, 3, 3, 3]),
-        ("conv1.bias", vec![32]),
-        ("conv2.weight", vec![64, 32, 3, 3]),
-        ("conv2.bias", vec![64]),
-        ("conv3.weight", vec![128, 64, 3, 3]),
-        ("conv3.bias", vec![128]),
-        ("fc1.weight", vec![128, flat]),
-        ("fc1.bias", vec![128]),
-        ("fc2.weight", vec![1, 128]),
-        ("fc2.bias", vec![1]),
-    ]
+    let shapes = Plan::new(&CATDOG, h, w, CATDOG_CHANNELS).torch_shapes();
+    std::array::from_fn(|i| (CatDogCnn::PARAM_NAMES[i], shapes[i].clone()))
 }
 // ANCHOR_END: state_dict_shapes
 
@@ -334,13 +324,14 @@ pub fn save_with(
 }
 // ANCHOR_END: save
 
-/// The metadata a reader of the weights needs to use them without this crate.
+/// The metadata a reader of the weights needs to use them without this crate, written from
+/// the network's table.
 fn describe_weights(h: usize, w: usize) -> String {
+    let plan = Plan::new(&CATDOG, h, w, CATDOG_CHANNELS);
     format!(
-        "Cat/dog CNN: conv1 3->32, conv2 32->64, conv3 64->128 (3x3, padding 1, each followed by ReLU and \
-         2x2 max-pool), flatten (C, H, W), fc1 {}->128, ReLU, fc2 128->1. Input: RGB float32 in [0, 1], \
-         NCHW [n, 3, {h}, {w}]. Output: the logit of 'dog' (label 1; cat is 0); sigmoid gives the probability.",
-        128 * (h / 8) * (w / 8)
+        "Cat/dog CNN: {}. Input: RGB float32 in [0, 1], NCHW [n, {CATDOG_CHANNELS}, {h}, {w}]. Output: the logit \
+         of 'dog' (label 1; cat is 0); sigmoid gives the probability.",
+        plan.describe()
     )
 }
 

@@ -71,8 +71,8 @@ pub fn feature_maps(model: &mut CatDogCnn, k: &Kernels, photo: &[f32]) -> [GrayI
     assert_eq!(photo.len(), model.image_len(), "one photo of the network's size");
     model.forward(k, photo);
     let (h, w) = model.image_size();
-    let b = &model.buf;
-    [grid(&b.r1, h, w, 8), grid(&b.r2, h / 2, w / 2, 8), grid(&b.r3, h / 4, w / 4, 16)]
+    let [r1, r2, r3] = model.conv_outputs();
+    [grid(r1, h, w, 8), grid(r2, h / 2, w / 2, 8), grid(r3, h / 4, w / 4, 16)]
 }
 // ANCHOR_END: feature_maps
 

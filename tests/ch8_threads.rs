@@ -47,8 +47,8 @@ fn the_pool_agrees_with_the_single_threaded_model() {
     let want = reference.forward_backward(k, &x, &labels);
     let mut par = DataParallel::new(2).unwrap();
     let got = par.forward_backward(&mut net, k, &x, &labels);
-    // The forward pass does exactly the same arithmetic.
-    assert_eq!(net.forward(k, &x), reference.forward(k, &x));
+    // The forward pass on the pool does exactly the same arithmetic as on one thread.
+    assert_eq!(par.forward(&mut net, k, &x), reference.forward(k, &x));
     assert_eq!(got, want);
     // The weight gradients of the convolutions add the images in another order.
     for (name, (a, b)) in CatDogCnn::PARAM_NAMES.iter().zip(net.params().iter().zip(reference.params())) {

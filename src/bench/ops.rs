@@ -2,7 +2,7 @@
 //! whole training steps, each with its FLOP count.
 
 use crate::kernels::{Conv2dShape, Kernels, LinearShape, Pool2dShape};
-use crate::model::{CatDogCnn, Mlp};
+use crate::model::{CATDOG, CATDOG_CHANNELS, CatDogCnn, Mlp, Plan, StepOp};
 use crate::tensor::Tensor;
 use crate::tensor::init::{Rng, rng, uniform};
 use crate::train::Sgd;
@@ -40,39 +40,27 @@ pub enum LayerShape {
     Linear(LinearShape),
 }
 
-/// The cat/dog network at batch 16 on 128x128 RGB images (NHWC):
+/// The cat/dog network at batch 16 on 128x128 RGB images (NHWC), from its table:
 ///
 /// ```text
 /// conv1 3->32 @128x128, pool1 -> 64x64, conv2 32->64 @64x64, pool2 -> 32x32,
 /// conv3 64->128 @32x32, pool3 -> 16x16, fc1 32768->128, fc2 128->1
 /// ```
 pub fn catdog_layers() -> Vec<Layer> {
-    let (n, s) = (CATDOG_BATCH, CATDOG_IMAGE);
-    let conv = |name, h: usize, c_in, c_out, grad_input| Layer {
-        name,
-        shape: LayerShape::Conv2d(Conv2dShape { n, h, w: h, c_in, c_out }),
-        grad_input,
-    };
-    let pool = |name, h: usize, c| Layer {
-        name,
-        shape: LayerShape::MaxPool2d { shape: Pool2dShape { n, h, w: h, c }, fuse_relu: true },
-        grad_input: true,
-    };
-    let linear = |name, in_features, out_features| Layer {
-        name,
-        shape: LayerShape::Linear(LinearShape { batch: n, in_features, out_features }),
-        grad_input: true,
-    };
-    vec![
-        conv("conv1", s, 3, 32, false),
-        pool("pool1", s, 32),
-        conv("conv2", s / 2, 32, 64, true),
-        pool("pool2", s / 2, 64),
-        conv("conv3", s / 4, 64, 128, true),
-        pool("pool3", s / 4, 128),
-        linear("fc1", 128 * (s / 8) * (s / 8), 128),
-        linear("fc2", 128, 1),
-    ]
+    let plan = Plan::new(&CATDOG, CATDOG_IMAGE, CATDOG_IMAGE, CATDOG_CHANNELS);
+    let steps = plan.steps();
+    let mut layers = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let shape = match step.op.batch(CATDOG_BATCH) {
+            StepOp::Conv2d(s) => LayerShape::Conv2d(s),
+            // A pool after a ReLU'd layer applies the ReLU's backward pass too.
+            StepOp::MaxPool2d(shape) => LayerShape::MaxPool2d { shape, fuse_relu: i > 0 && steps[i - 1].relu },
+            StepOp::Linear(s) => LayerShape::Linear(s),
+            StepOp::Flatten(_) => continue, // a permutation: nothing to time
+        };
+        layers.push(Layer { name: step.name, shape, grad_input: i > 0 });
+    }
+    layers
 }
 
 /// The MNIST network at batch 32: Linear 784->128, 128->64, 64->10 (ReLU between them).

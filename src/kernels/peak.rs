@@ -7,12 +7,8 @@
 //! reports every kernel as a percentage of it.
 
 use super::isa::{Isa, IsaError};
+use super::table::Kernels;
 use std::hint::black_box;
-
-/// Independent multiply and add chains of the scalar loop (as in the SSE one).
-const SCALAR_MUL_CHAINS: usize = 6;
-const SCALAR_ADD_CHAINS: usize = 6;
-const SCALAR_FLOPS_PER_ITERATION: u64 = (SCALAR_MUL_CHAINS + SCALAR_ADD_CHAINS) as u64;
 
 // ANCHOR: peak_flops
 /// Runs `iterations` rounds of the peak loop of `isa` on the calling thread and returns the
@@ -41,51 +37,11 @@ struct PeakRun {
     checksum: f32,
 }
 
+/// The peak loop of `isa`, from its kernel table: one dispatch for the kernels and their peak.
 fn run(isa: Isa, iterations: u64, a: f32, b: f32) -> Result<PeakRun, IsaError> {
-    isa.check()?;
-    let (flops_per_iteration, checksum) = match isa {
-        Isa::Scalar => (SCALAR_FLOPS_PER_ITERATION, scalar_peak(iterations, a, b)),
-        #[cfg(all(target_arch = "x86_64", feature = "ch4"))]
-        Isa::Sse => {
-            use super::x86::sse::peak;
-            // SAFETY: `isa.check()` passed, so this CPU has SSE2.
-            (peak::FLOPS_PER_ITERATION, unsafe { peak::peak(iterations, a, b) })
-        }
-        #[cfg(all(target_arch = "x86_64", feature = "ch5"))]
-        Isa::Avx2 => {
-            use super::x86::avx2::peak;
-            // SAFETY: `isa.check()` passed, so this CPU has AVX2 and FMA.
-            (peak::FLOPS_PER_ITERATION, unsafe { peak::peak(iterations, a, b) })
-        }
-        #[cfg(all(target_arch = "x86_64", feature = "ch6"))]
-        Isa::Avx512 => {
-            use super::x86::avx512::peak;
-            // SAFETY: `isa.check()` passed, so this CPU has AVX-512F.
-            (peak::FLOPS_PER_ITERATION, unsafe { peak::peak(iterations, a, b) })
-        }
-        #[allow(unreachable_patterns)]
-        _ => return Err(IsaError::NotCompiled { isa }),
-    };
-    Ok(PeakRun { flops: iterations * flops_per_iteration, checksum })
+    let (flops, checksum) = Kernels::for_isa(isa)?.peak(iterations, a, b);
+    Ok(PeakRun { flops, checksum })
 }
-
-// ANCHOR: scalar_peak
-/// The scalar level: plain Rust, one float per instruction. `m[c] *= a` on 6 chains and
-/// `s[c] += b` on 6 others, chain `c` (numbered 0..12, multiplies first) starting at `c`.
-/// Kept out of line so that `a` and `b` stay unknown to the compiler.
-#[inline(never)]
-fn scalar_peak(iterations: u64, a: f32, b: f32) -> f32 {
-    let mut m: [f32; SCALAR_MUL_CHAINS] = std::array::from_fn(|c| c as f32);
-    let mut s: [f32; SCALAR_ADD_CHAINS] = std::array::from_fn(|c| (SCALAR_MUL_CHAINS + c) as f32);
-    for _ in 0..iterations {
-        for (mc, sc) in m.iter_mut().zip(s.iter_mut()) {
-            *mc *= a;
-            *sc += b;
-        }
-    }
-    m.iter().chain(&s).sum()
-}
-// ANCHOR_END: scalar_peak
 
 #[cfg(test)]
 mod tests {

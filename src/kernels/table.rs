@@ -18,9 +18,11 @@ pub(crate) type SigmoidForwardFn = unsafe fn(&[f32], &mut [f32]);
 pub(crate) type SoftmaxForwardFn = unsafe fn(usize, &[f32], &mut [f32]);
 pub(crate) type AxpyFn = unsafe fn(f32, &[f32], &mut [f32]);
 pub(crate) type SgdMomentumFn = unsafe fn(&mut [f32], &[f32], &mut [f32], f32, f32);
+pub(crate) type PeakFn = unsafe fn(u64, f32, f32) -> f32;
 
 // ANCHOR: kernels
-/// Every op the two networks need, for one instruction set.
+/// Every op the two networks need, for one instruction set, and the loop that measures the
+/// instruction set's peak (chapter 4's yardstick, see `kernels::peak`).
 ///
 /// A `Kernels` value exists only for an instruction set this CPU supports: the only ways to get
 /// one are [`Kernels::for_isa`] and [`Kernels::best`], which check first. That is what makes
@@ -42,6 +44,9 @@ pub struct Kernels {
     pub(crate) softmax_forward: SoftmaxForwardFn,
     pub(crate) axpy: AxpyFn,
     pub(crate) sgd_momentum_update: SgdMomentumFn,
+    pub(crate) peak: PeakFn,
+    /// FLOPs of one iteration of `peak`.
+    pub(crate) peak_flops_per_iteration: u64,
 }
 // ANCHOR_END: kernels
 
@@ -229,6 +234,14 @@ impl Kernels {
         check_len("sgd velocity", velocity, param.len());
         // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
         unsafe { (self.sgd_momentum_update)(param, grad, velocity, lr, momentum) }
+    }
+
+    /// `iterations` rounds of the peak loop on `a` and `b`: the FLOPs done and the sum of the
+    /// accumulators (see `kernels::peak`).
+    pub(crate) fn peak(&self, iterations: u64, a: f32, b: f32) -> (u64, f32) {
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        let checksum = unsafe { (self.peak)(iterations, a, b) };
+        (iterations * self.peak_flops_per_iteration, checksum)
     }
 }
 

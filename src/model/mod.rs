@@ -1,14 +1,25 @@
-//! Chapter 3: the two networks of the book, written out layer by layer.
+//! Chapter 3: the two networks of the book.
+//!
+//! The cat/dog network is a table of layers ([`CATDOG`]); its parameter names, their shapes in
+//! memory and in PyTorch, the benchmarks' list of layers and the description saved with its
+//! weights are all derived from that table ([`Plan`]). One forward pass and one backward pass
+//! run any table, on any [`Executor`]: [`Serial`] on one thread here, a pool of threads in
+//! chapter 8. [`Network`] builds a network from any other table. The MNIST [`Mlp`] is still
+//! written out layer by layer, the way chapter 3 first shows a network.
 //!
 //! Each model owns its layers and the buffers for its activations and their gradients. The
 //! buffers are allocated once for a batch size and reused by every step: a training step
 //! allocates nothing, which matters more than one would think (chapter 7).
 
-pub(crate) mod cnn;
+mod cnn;
 mod mlp;
+mod network;
+mod table;
 
-pub use cnn::CatDogCnn;
+pub use cnn::{CATDOG, CATDOG_CHANNELS, CatDogCnn};
 pub use mlp::Mlp;
+pub use network::{Executor, Network, Serial};
+pub use table::{Layer, NAME_ROOM, Plan, Step, StepOp, as_names, spell_param_names};
 
 /// What one training step reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

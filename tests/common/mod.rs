@@ -127,6 +127,8 @@ pub fn check_grad(
     for (&i, &num) in indices.iter().zip(numeric) {
         let an = analytic[i] as f64;
         let excess = (an - num).abs() - (atol + rtol * num.abs());
+        // A NaN on either side fails: `excess > 0.0` alone would let it through.
+        let excess = if excess.is_nan() { f64::INFINITY } else { excess };
         if excess > 0.0 && worst.is_none_or(|(_, e)| excess > e) {
             worst = Some((i, excess));
         }
@@ -157,3 +159,36 @@ pub fn dot64(y: &[f32], r: &[f32]) -> f64 {
     y.iter().zip(r).map(|(&a, &b)| a as f64 * b as f64).sum()
 }
 // ANCHOR_END: dot64
+
+/// The whole-network gradient check of `tests/ch3_gradcheck.rs` (see its `check_directions` for
+/// why): along three random directions `d`, `(L(w + eps d) - L(w - eps d)) / 2 eps` must equal
+/// `<grad, d>` within 5 % for at least one step `eps` from 1e-3 down to 3e-5.
+pub fn check_directions(
+    what: &str,
+    grad: &[f32],
+    values: &[f32],
+    seed: u64,
+    mut loss: impl FnMut(&[f32]) -> f64,
+) -> Result<(), String> {
+    const STEPS: [f64; 4] = [1e-3, 3e-4, 1e-4, 3e-5];
+    for trial in 0..3 {
+        let d = rand_vec(values.len(), seed * 10 + trial);
+        let analytic: f64 = grad.iter().zip(&d).map(|(&g, &dv)| g as f64 * dv as f64).sum();
+        let mut best = f64::INFINITY;
+        for eps in STEPS {
+            let moved = |sign: f64| -> Vec<f32> {
+                values.iter().zip(&d).map(|(&v, &dv)| (v as f64 + sign * eps * dv as f64) as f32).collect()
+            };
+            let numeric = (loss(&moved(1.0)) - loss(&moved(-1.0))) / (2.0 * eps);
+            // NaN never improves `best`, so a NaN gradient or loss fails.
+            best = best.min((numeric - analytic).abs() / analytic.abs().max(1e-6));
+        }
+        if best > 0.05 {
+            return Err(format!(
+                "{what}: along direction {trial} backprop says {analytic:e}; finite differences differ by {:.1} % at best",
+                best * 100.0
+            ));
+        }
+    }
+    Ok(())
+}

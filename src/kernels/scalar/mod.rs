@@ -5,6 +5,7 @@
 mod activation;
 mod conv2d;
 mod linear;
+mod peak;
 mod pool;
 mod sgd;
 
@@ -33,5 +34,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     softmax_forward,
     axpy,
     sgd_momentum_update,
+    peak: peak::peak,
+    peak_flops_per_iteration: peak::FLOPS_PER_ITERATION,
 };
 // ANCHOR_END: scalar_table

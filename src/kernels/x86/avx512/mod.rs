@@ -8,7 +8,7 @@
 mod activation;
 mod conv2d;
 mod linear;
-pub(crate) mod peak;
+mod peak;
 mod pool;
 mod sgd;
 mod vector;
@@ -40,5 +40,7 @@ pub(crate) static KERNELS: Kernels = Kernels {
     softmax_forward: scalar::softmax_forward,
     axpy,
     sgd_momentum_update,
+    peak: peak::peak,
+    peak_flops_per_iteration: peak::FLOPS_PER_ITERATION,
 };
 // ANCHOR_END: table
