@@ -45,44 +45,53 @@ fn train_step(c: &mut Criterion) {
 }
 // ANCHOR_END: train_step_bench
 
-// ANCHOR: train_step_threads
+/// From chapter 8 on: the step on the thread pool. (A chapter gates a whole module, never a
+/// function: before chapter 8 the module holds an empty benchmark.)
 #[cfg(feature = "ch8")]
-fn train_step_threads(c: &mut Criterion) {
-    use simd_cnn::model::CatDogCnn;
-    use simd_cnn::parallel::DataParallel;
-    use simd_cnn::train::Sgd;
+mod threads {
+    use super::*;
 
-    let k = *available_kernels().last().expect("the scalar table is always available");
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (batch, side) = (Model::CatDog.batch(), 128);
-    // A batch as the loader hands it over: bytes, converted to [0, 1] in every step.
-    let bytes: Vec<u8> = (0..batch * side * side * 3).map(|i| (i * 7919 % 251) as u8).collect();
-    let labels: Vec<f32> = (0..batch).map(|i| (i % 2) as f32).collect();
-    let mut x = vec![0.0f32; bytes.len()];
-    let mut group = c.benchmark_group("train_step_threads");
-    group.throughput(Throughput::Elements(batch as u64));
-    group.sampling_mode(criterion::SamplingMode::Flat).sample_size(10);
-    for threads in 1..=cpus {
-        let mut pool = DataParallel::new(threads).expect("at least one thread");
-        let mut net = CatDogCnn::new(side, side, 0);
-        let mut opt = Sgd::new(0.01, 0.0);
-        let id = BenchmarkId::new(k.isa().name(), format!("catdog/{threads}"));
-        group.bench_function(id, |b| {
-            b.iter(|| {
-                for (v, &byte) in x.iter_mut().zip(&bytes) {
-                    *v = f32::from(byte) / 255.0;
-                }
-                pool.forward_backward(&mut net, k, &x, &labels);
-                pool.sgd_step(&mut opt, k, &mut net.params_mut());
-            })
-        });
+    // ANCHOR: train_step_threads
+    pub fn train_step_threads(c: &mut Criterion) {
+        use simd_cnn::model::CatDogCnn;
+        use simd_cnn::parallel::DataParallel;
+        use simd_cnn::train::Sgd;
+
+        let k = *available_kernels().last().expect("the scalar table is always available");
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (batch, side) = (Model::CatDog.batch(), 128);
+        // A batch as the loader hands it over: bytes, converted to [0, 1] in every step.
+        let bytes: Vec<u8> = (0..batch * side * side * 3).map(|i| (i * 7919 % 251) as u8).collect();
+        let labels: Vec<f32> = (0..batch).map(|i| (i % 2) as f32).collect();
+        let mut x = vec![0.0f32; bytes.len()];
+        let mut group = c.benchmark_group("train_step_threads");
+        group.throughput(Throughput::Elements(batch as u64));
+        group.sampling_mode(criterion::SamplingMode::Flat).sample_size(10);
+        for threads in 1..=cpus {
+            let mut pool = DataParallel::new(threads).expect("at least one thread");
+            let mut net = CatDogCnn::new(side, side, 0);
+            let mut opt = Sgd::new(0.01, 0.0);
+            let id = BenchmarkId::new(k.isa().name(), format!("catdog/{threads}"));
+            group.bench_function(id, |b| {
+                b.iter(|| {
+                    for (v, &byte) in x.iter_mut().zip(&bytes) {
+                        *v = f32::from(byte) / 255.0;
+                    }
+                    pool.forward_backward(&mut net, k, &x, &labels);
+                    pool.sgd_step(&mut opt, k, &mut net.params_mut());
+                })
+            });
+        }
+        group.finish();
     }
-    group.finish();
+    // ANCHOR_END: train_step_threads
 }
-// ANCHOR_END: train_step_threads
 
 #[cfg(not(feature = "ch8"))]
-fn train_step_threads(_: &mut Criterion) {}
+mod threads {
+    pub fn train_step_threads(_: &mut criterion::Criterion) {}
+}
+use threads::train_step_threads;
 
 criterion_group! {
     name = benches;

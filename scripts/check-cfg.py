@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKED = ["src", "tests", "examples"]
+CHECKED = ["src", "tests", "examples", "benches"]
 DISPATCH = Path("src/kernels/table.rs")
 COMPILED = Path("src/kernels/isa.rs")
 
