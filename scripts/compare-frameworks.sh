@@ -29,16 +29,24 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 rows=()
 rate() { grep -o '[0-9.]* images/s' | head -n 1 | cut -d' ' -f1; }
+# Runs a command, logs it as a transcript ($ command, then what it printed), prints its output.
+logged() {
+    echo "\$ $*" | sed "s|$PY|python3|" >>"$log"
+    "$@" 2>&1 | tee -a "$log"
+}
 for ((round = 1; round <= rounds; round++)); do
-    # criterion: the middle of the three throughput figures of each thread count
-    ours=$(cargo bench --quiet --bench train_step -- threads 2>&1 | tee -a "$log" |
-        awk '/train_step_threads\/.*\/catdog\// { id = $1 } /thrpt:/ && id { v = $4; gsub(/\[/, "", v); print v; id = "" }')
+    echo "# round $round" >>"$log"
+    # criterion: the benchmark's name, its time and its throughput (images/s); the middle of the
+    # three throughput figures is the estimate
+    echo "\$ cargo bench --bench train_step -- threads" >>"$log"
+    ours=$(cargo bench --quiet --bench train_step -- threads 2>&1 | awk '/^train_step_threads\// { n = 3 } n-- > 0' | tee -a "$log" |
+        awk '/^train_step_threads\// { id = $1 } /thrpt:/ && id { v = $4; gsub(/\[/, "", v); print v; id = "" }')
     ours1=$(sed -n 1p <<<"$ours")
     ours2=$(sed -n 2p <<<"$ours")
-    torch1=$(LD_PRELOAD=$tcmalloc "$PY" scripts/torch_step.py --threads 1 --channels-last | tee -a "$log" | rate)
-    torch2=$(LD_PRELOAD=$tcmalloc "$PY" scripts/torch_step.py --threads 2 --channels-last | tee -a "$log" | rate)
-    numpy1=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$PY" scripts/numpy_step.py --threads 1 | tee -a "$log" | rate)
-    numpy2=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$PY" scripts/numpy_step.py --threads 2 | tee -a "$log" | rate)
+    torch1=$(LD_PRELOAD=$tcmalloc logged "$PY" scripts/torch_step.py --threads 1 --channels-last | rate)
+    torch2=$(LD_PRELOAD=$tcmalloc logged "$PY" scripts/torch_step.py --threads 2 --channels-last | rate)
+    numpy1=$(logged env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$PY" scripts/numpy_step.py --threads 1 | rate)
+    numpy2=$(logged env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$PY" scripts/numpy_step.py --threads 2 | rate)
     rows+=("simd-cnn, round $round|$ours1|$ours2" "PyTorch, round $round|$torch1|$torch2" "NumPy, round $round|$numpy1|$numpy2")
 done
 
