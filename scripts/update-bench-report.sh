@@ -18,3 +18,5 @@ rm -rf book/src/charts/bench
     --json-out book/src/output/bench-report.json \
     --markdown book/src/output/bench-report.md \
     --svg-dir book/src/charts/bench
+# The focused tables of chapters 4-6, from the same measurement.
+python3 scripts/bench-tables.py
