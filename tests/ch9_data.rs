@@ -1079,10 +1079,12 @@ fn real_photos_are_all_found_and_a_sample_decodes() {
     assert!(scan.count(0) >= 1000 && scan.count(1) >= 1000, "{} cats, {} dogs", scan.count(0), scan.count(1));
 }
 
-/// Puts the photo at `from` at `to`: a symbolic link where there are some, else a copy.
+/// Puts the photo at `from` at `to`: a symbolic link where there are some, else a copy. The link
+/// points at `from`'s absolute path: a relative one (`SIMD_CNN_DATA=data`) would be read from the
+/// link's folder, not from here.
 fn link(from: &Path, to: &Path) {
     #[cfg(unix)]
-    std::os::unix::fs::symlink(from, to).unwrap();
+    std::os::unix::fs::symlink(from.canonicalize().unwrap(), to).unwrap();
     #[cfg(not(unix))]
     fs::copy(from, to).unwrap();
 }
