@@ -25,6 +25,9 @@
 //! cargo run --release --example bench_report -- --staircase --only conv2 --json-out stairs.json --svg-dir charts
 //! ```
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
@@ -76,25 +79,11 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args = match cli::parse::<Args>() {
         Ok(args) => args,
-        // --help and --version are not errors; clap prints them in full.
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            // clap's first paragraph, on one line ("... not provided: --json-out <FILE>").
-            let rendered = e.to_string();
-            let first: Vec<&str> = rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
-            eprintln!("{}", first.join(" "));
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::finish(run(&args).map(|()| ExitCode::SUCCESS))
 }
 
 fn run(args: &Args) -> Result<(), String> {

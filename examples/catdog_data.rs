@@ -8,6 +8,8 @@
 //! ```
 //!
 //! Every error is one line on stderr and a non-zero exit status.
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/open.rs"]
 mod open;
 
@@ -57,23 +59,11 @@ fn at_least_one(s: &str) -> Result<usize, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args = match cli::parse::<Args>() {
         Ok(args) => args,
-        // --help is not an error; clap prints it in full.
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            let rendered = e.to_string();
-            eprintln!("{}", rendered.lines().next().unwrap_or("error: invalid arguments"));
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::finish(run(&args).map(|()| ExitCode::SUCCESS))
 }
 
 type Error = Box<dyn std::error::Error>;

@@ -4,6 +4,9 @@
 //! ```text
 //! cargo run --release --example pictures -- --weights runs/catdog.safetensors --photo my_dog.jpg --out-dir runs/pictures
 //! ```
+#[path = "common/cli.rs"]
+mod cli;
+
 use clap::Parser;
 use simd_cnn::checkpoint::load_weights;
 use simd_cnn::kernels::Kernels;
@@ -23,13 +26,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match run(&Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let args = match cli::parse::<Args>() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    cli::finish(run(&args).map(|()| ExitCode::SUCCESS))
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {

@@ -9,6 +9,9 @@
 //! A folder laid out like `PetImages` (`Cat/` and `Dog/` inside it, or inside its `PetImages/`)
 //! gives each photo its label, and the accuracy. The network's output is the probability of
 //! "dog". Files that are not photos are reported and skipped.
+#[path = "common/cli.rs"]
+mod cli;
+
 use clap::Parser;
 use simd_cnn::checkpoint::load_weights;
 use simd_cnn::data::catdog::{CLASSES, DOG, decode_file_to, find_pet_images, to_unit_f32};
@@ -61,23 +64,11 @@ fn thread_count(s: &str) -> Result<usize, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args = match cli::parse::<Args>() {
         Ok(args) => args,
-        // --help and --version are not errors; clap prints them in full.
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            let rendered = e.to_string();
-            eprintln!("{}", rendered.lines().next().unwrap_or("error: invalid arguments"));
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::finish(run(&args).map(|()| ExitCode::SUCCESS))
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {

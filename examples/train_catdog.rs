@@ -9,6 +9,8 @@
 //!
 //! Ctrl-C saves the exact position and exits; `--resume` continues from there, and a run
 //! killed outright loses at most the epoch it was in.
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/open.rs"]
 mod open;
 
@@ -83,14 +85,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let args = match cli::parse::<Args>() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    cli::finish(run(&args))
 }
 
 type Error = Box<dyn std::error::Error>;

@@ -10,6 +10,9 @@
 //! allow by default). `--json-out` writes the run's settings, per-epoch figures and timings.
 //! Every error is one line on stderr and a non-zero exit status.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use simd_cnn::data::mnist::{IMAGE_LEN, Mnist};
@@ -108,23 +111,11 @@ struct EpochReport {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args = match cli::parse::<Args>() {
         Ok(args) => args,
-        // --help and --version are not errors; clap prints them in full.
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            let rendered = e.to_string();
-            eprintln!("{}", rendered.lines().next().unwrap_or("error: invalid arguments"));
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::finish(run(&args).map(|()| ExitCode::SUCCESS))
 }
 
 fn run(args: &Args) -> Result<(), String> {
