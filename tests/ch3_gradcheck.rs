@@ -5,7 +5,7 @@
 //! about `dL/dx` (and `dL/dW`, `dL/db`) with `(L(x + eps) - L(x - eps)) / 2 eps`.
 mod common;
 
-use common::{check_grad, distinct_tensor, dot64, for_each_isa, numeric_grad, rand_tensor, rand_vec};
+use common::{check_directions, check_grad, distinct_tensor, dot64, for_each_isa, numeric_grad, rand_tensor, rand_vec};
 use simd_cnn::kernels::{Conv2dShape, Kernels, Pool2dShape};
 use simd_cnn::model::{CatDogCnn, Mlp};
 use simd_cnn::nn::{Conv2d, Flatten, Linear, MaxPool2d, ReLU, loss};
@@ -208,49 +208,6 @@ fn loss_gradients_match_finite_differences() {
         check_grad("softmax CE dL/dz", &g, &idx, &num, 1e-4, 1e-2).unwrap();
     });
 }
-
-// ANCHOR: check_directions
-/// For a whole network, one coordinate at a time drowns in f32 rounding: the change of the loss
-/// is smaller than the noise of thousands of f32 additions. We check each parameter tensor along
-/// random directions `d` instead: `(L(w + eps d) - L(w - eps d)) / 2 eps` must equal `<grad, d>`,
-/// which sums every element of the gradient and stands far above the noise.
-///
-/// Even so no single step `eps` suits every direction: a large step moves some ReLU or
-/// max-pool across its kink (where the loss is not differentiable), a small one drowns in
-/// rounding. So each direction is tried with steps from 1e-3 down to 3e-5 and must agree within
-/// 5 % at the step where those two errors balance. (With thousands of kinks in the network
-/// that is as close as f32 finite differences get: the same gradient computed by the f64
-/// reference ops agrees with ours to 1e-7. The layer tests above hold every single element to
-/// 0.1 %; this test is about the wiring between layers, where a mistake costs far more than 5 %.)
-fn check_directions(
-    what: &str,
-    grad: &[f32],
-    values: &[f32],
-    seed: u64,
-    mut loss: impl FnMut(&[f32]) -> f64,
-) -> Result<(), String> {
-    const STEPS: [f64; 4] = [1e-3, 3e-4, 1e-4, 3e-5];
-    for trial in 0..3 {
-        let d = rand_vec(values.len(), seed * 10 + trial);
-        let analytic: f64 = grad.iter().zip(&d).map(|(&g, &dv)| g as f64 * dv as f64).sum();
-        let mut best = f64::INFINITY;
-        for eps in STEPS {
-            let moved = |sign: f64| -> Vec<f32> {
-                values.iter().zip(&d).map(|(&v, &dv)| (v as f64 + sign * eps * dv as f64) as f32).collect()
-            };
-            let numeric = (loss(&moved(1.0)) - loss(&moved(-1.0))) / (2.0 * eps);
-            best = best.min((numeric - analytic).abs() / analytic.abs().max(1e-6));
-        }
-        if best > 0.05 {
-            return Err(format!(
-                "{what}: along direction {trial} backprop says {analytic:e}; finite differences differ by {:.1} % at best",
-                best * 100.0
-            ));
-        }
-    }
-    Ok(())
-}
-// ANCHOR_END: check_directions
 
 // ANCHOR: whole_cnn
 #[test]
