@@ -38,5 +38,5 @@ for ((i = 1; i <= kills; i++)); do
     echo "round $i: killed (${progress:-before its first epoch ended}); left: $(ls "$run" | grep -v '^log$' | tr '\n' ' ')"
 done
 # The checkpoint the last kill left resumes too (asked for one epoch, it has nothing left to do).
-last=$("$bin" "${args[@]}" --epochs 1 --resume "$save" 2>&1 | grep -o 'resuming.*')
+last=$("$bin" "${args[@]}" --epochs 1 --resume "$save" 2>&1 | grep -o 'resuming.*' | sed "s|$run/||g")
 echo "$kills kills, $resumed resumes, every one from what the kill before left; at the end: $last"

@@ -165,6 +165,7 @@ if wanted ch9-straight || wanted ch9-stop || wanted ch9-resume || wanted ch9-com
         EXPECT=1 record ch9-compare cat cmp -l runs/resume/straight.safetensors runs/resume/stopped.safetensors
     )
 fi
+record ch9-sigkill drop_cargo_progress scripts/sigkill-loop.sh 20
 EXPECT=1 record ch9-diverge drop_cargo_progress \
     cargo run --release --example train_catdog -- --limit 200 --epochs 1 --lr 50 --save runs/diverge/catdog.safetensors
 WEIGHTS=runs/improved/catdog.safetensors
