@@ -148,7 +148,7 @@ fi
 # A short run, the same run stopped by SIGINT (what Ctrl-C sends) and resumed on another number
 # of threads, and a byte-by-byte comparison of the two weights files. `cmp` ends with status 1
 # because the run ids differ. The four go together: each needs the files of the one before.
-if wanted ch9-straight || wanted ch9-stop || wanted ch9-resume || wanted ch9-compare; then
+if wanted ch9-straight || wanted ch9-stop || wanted ch9-resume || wanted ch9-compare || wanted ch9-refuse; then
     rm -rf runs/resume
     (
         ONLY=()
@@ -163,6 +163,9 @@ if wanted ch9-straight || wanted ch9-stop || wanted ch9-resume || wanted ch9-com
             cargo run --release --example train_catdog -- "${quick[@]}" --threads 2 \
             --save runs/resume/stopped.safetensors --resume runs/resume/stopped.safetensors
         EXPECT=1 record ch9-compare cat cmp -l runs/resume/straight.safetensors runs/resume/stopped.safetensors
+        # The same command again, forgetting --resume: refused before anything is opened.
+        EXPECT=1 record ch9-refuse drop_cargo_progress \
+            cargo run --release --example train_catdog -- "${quick[@]}" --threads 1 --save runs/resume/straight.safetensors
     )
 fi
 record ch9-sigkill drop_cargo_progress scripts/sigkill-loop.sh 20
