@@ -278,31 +278,43 @@ fn sigkill_at_random_moments_never_costs_the_checkpoint() {
     pet_folder(tmp.path(), 6);
     open(tmp.path()); // the cache, built once
     let save = tmp.path().join("run.safetensors");
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let (mut last_step, mut kills) = (0, 0);
-    while kills < 12 {
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+    let spawn = || {
+        std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "train_until_killed", "--ignored", "--test-threads=1"])
             .env("SIMD_CNN_KILL_DIR", tmp.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .unwrap();
+            .unwrap()
+    };
+    // How long a child takes to start and save once, on this machine and kernel table (the
+    // scalar one is ten times slower): the kills below fall anywhere in a few such periods.
+    let started = std::time::Instant::now();
+    let mut child = spawn();
+    while !checkpoint::state_path(&save).exists() {
+        assert!(started.elapsed().as_secs() < 600, "no checkpoint after 10 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let period = started.elapsed().as_secs_f64();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let (mut last_step, mut kills) = (0, 0);
+    while kills < 12 {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        std::thread::sleep(std::time::Duration::from_millis(300 + rng % 1200));
+        let fraction = (rng % 1000) as f64 / 1000.0;
+        std::thread::sleep(std::time::Duration::from_secs_f64(period * (0.2 + 1.8 * fraction)));
         child.kill().unwrap(); // SIGKILL: no handler runs, nothing is flushed
         let status = child.wait().unwrap();
         assert!(status.code().is_none(), "the child ended by itself ({status}) instead of being killed");
         kills += 1;
-        if !checkpoint::state_path(&save).exists() {
-            continue; // killed before its first save
-        }
         let (_, _, state) = checkpoint::load(&save, None).unwrap_or_else(|e| panic!("after kill {kills}: {e}"));
         assert!(state.step >= last_step, "after kill {kills}: the checkpoint went back from step {last_step}");
         last_step = state.step;
+        child = spawn();
     }
+    child.kill().unwrap();
+    child.wait().unwrap();
     assert!(last_step > 0, "no checkpoint was ever saved: the kills came too early");
     // A last run from the checkpoint saves over any leftover of the kills.
     let cfg = Config {
