@@ -99,16 +99,7 @@ fn run(args: &Args) -> Result<(), String> {
             names.join(", ")
         ));
     }
-    check_output_folder(&args.json_out)?;
-    if let Some(path) = &args.markdown {
-        check_output_folder(path)?;
-    }
-    if let Some(dir) = &args.svg_dir {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    if cfg!(debug_assertions) {
-        eprintln!("warning: built without --release; the figures will not mean much");
-    }
+    prepare_outputs(args)?;
 
     let isas: Vec<Isa> = Isa::ALL
         .into_iter()
@@ -178,16 +169,7 @@ fn run_staircase(args: &Args) -> Result<(), String> {
         let names: Vec<String> = staircase_ops().into_iter().map(|op| op.name).collect();
         return Err(format!("no staircase op name contains '{}'; they are: {}", only.unwrap_or(""), names.join(", ")));
     }
-    check_output_folder(&args.json_out)?;
-    if let Some(path) = &args.markdown {
-        check_output_folder(path)?;
-    }
-    if let Some(dir) = &args.svg_dir {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    if cfg!(debug_assertions) {
-        eprintln!("warning: built without --release; the figures will not mean much");
-    }
+    prepare_outputs(args)?;
     Isa::Sse.check().map_err(|e| format!("the staircase is made of SSE kernels: {e}"))?;
     warn_if_busy();
 
@@ -249,6 +231,21 @@ fn run_staircase(args: &Args) -> Result<(), String> {
 // ANCHOR_END: run_staircase
 
 /// Fails early, before minutes of measuring, if the folder of `path` does not exist.
+/// Before minutes of measuring: every output can be written, and a debug build says so.
+fn prepare_outputs(args: &Args) -> Result<(), String> {
+    check_output_folder(&args.json_out)?;
+    if let Some(path) = &args.markdown {
+        check_output_folder(path)?;
+    }
+    if let Some(dir) = &args.svg_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("warning: built without --release; the figures will not mean much");
+    }
+    Ok(())
+}
+
 /// Before minutes of measuring: the file can be written (its folder exists and takes files, and
 /// it is not itself a folder).
 fn check_output_folder(path: &Path) -> Result<(), String> {

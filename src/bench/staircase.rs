@@ -93,14 +93,30 @@ pub fn conv2d_forward(
     if !step.supports(shape) {
         return Err(StepError::Channels { step, c_out: shape.c_out });
     }
-    #[cfg(target_arch = "x86_64")]
-    crate::kernels::x86::sse::staircase::conv2d_forward(step.number(), shape, input, weight, bias, output, fuse_relu)?;
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (input, weight, bias, output, fuse_relu);
-        Isa::Sse.check()?;
-    }
+    sse::conv2d_forward(step.number(), shape, input, weight, bias, output, fuse_relu)?;
     Ok(())
+}
+
+/// The steps themselves, where they exist: SSE kernels, so on x86-64 only.
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::x86::sse::staircase as sse;
+
+/// Elsewhere, the same call refuses as any SSE kernel would: the CPU has no SSE.
+#[cfg(not(target_arch = "x86_64"))]
+mod sse {
+    use crate::kernels::{Conv2dShape, Isa, IsaError};
+
+    pub(crate) fn conv2d_forward(
+        _: usize,
+        _: &Conv2dShape,
+        _: &[f32],
+        _: &[f32],
+        _: &[f32],
+        _: &mut [f32],
+        _: bool,
+    ) -> Result<(), IsaError> {
+        Isa::Sse.check()
+    }
 }
 
 /// One bar of the staircase: a convolution layer's forward pass with the scalar kernel
