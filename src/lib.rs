@@ -15,9 +15,10 @@
 //! | 7. Memory and caches | `ch7` | blocking, packing, fusion |
 //! | 8. Threads | `ch8` | [`parallel`]: training on a pool of threads, the same result for any number |
 //! | 9. The cat/dog trainer | `ch9` | images, cache, checkpoints, prediction |
-//! | 10. Down to the metal | `ch10` | assembly, bf16 |
+//! | 10. Fewer multiplications | `ch10` | Winograd convolution |
+//! | 11. Down to the metal | `ch11` | assembly, bf16, VNNI |
 //!
-//! Features are cumulative (`ch5` includes `ch1`..`ch4`) and `full` (the default) is `ch10`, so
+//! Features are cumulative (`ch5` includes `ch1`..`ch4`) and `full` (the default) is `ch11`, so
 //! `cargo test --no-default-features --features ch3` builds the crate as it stands at the end of
 //! chapter 3. Chapters gate whole modules, never statements inside a function.
 #![cfg_attr(not(feature = "full"), allow(dead_code, unused_imports))]
