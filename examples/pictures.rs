@@ -10,7 +10,7 @@ mod cli;
 use clap::Parser;
 use simd_cnn::checkpoint::load_weights;
 use simd_cnn::kernels::Kernels;
-use simd_cnn::pictures::{conv1_filters, feature_maps, photo_input, save_png};
+use simd_cnn::trainer::{conv1_filters, feature_maps, photo_input, save_png};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -17,14 +17,13 @@ mod open;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use open::open_catdog;
-use simd_cnn::checkpoint::{EpochMetrics, state_path};
+use simd_cnn::checkpoint::state_path;
 use simd_cnn::data::catdog::{self, OpenOptions, archive_url, find_pet_images};
 use simd_cnn::data::download::DownloadOptions;
 use simd_cnn::files::write_atomic;
 use simd_cnn::kernels::Isa;
-use simd_cnn::plot::training_curves;
 use simd_cnn::train::LrSchedule;
-use simd_cnn::train::catdog::{Config, Event, Outcome, Trainer};
+use simd_cnn::trainer::{Config, EpochMetrics, Event, Outcome, Trainer, training_curves};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -212,7 +211,7 @@ fn check_outputs(args: &Args, config: &Config, outputs: &Outputs) -> Result<(), 
         let parent = simd_cnn::files::parent(path);
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: cannot create the folder: {e}", parent.display()))?;
     }
-    simd_cnn::train::catdog::check_outputs(config, args.resume.as_deref())?;
+    simd_cnn::trainer::check_outputs(config, args.resume.as_deref())?;
     let resuming_here = args.resume.as_deref().is_some_and(|r| r == save);
     let beside = [(&outputs.metrics, "--save"), (&outputs.curves, "--save")].into_iter();
     for (path, flag) in beside.chain(args.json_out.as_ref().map(|p| (p, "--json-out"))) {

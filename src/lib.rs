@@ -14,13 +14,14 @@
 //! | 6. AVX-512 | `ch6` | `kernels::x86::avx512`: masked tails, 32 registers |
 //! | 7. Memory and caches | `ch7` | blocking, packing, fusion |
 //! | 8. Threads | `ch8` | [`parallel`]: training on a pool of threads, the same result for any number |
-//! | 9. The cat/dog trainer | `ch9` | images, cache, checkpoints, prediction |
+//! | 9. The cat/dog trainer | `ch9` | `data::catdog` (images, cache), [`checkpoint`], [`trainer`] (the loop, its state, curves, pictures) |
 //! | 10. Fewer multiplications | `ch10` | Winograd convolution |
 //! | 11. Down to the metal | `ch11` | assembly, bf16, VNNI |
 //!
 //! Features are cumulative (`ch5` includes `ch1`..`ch4`) and `full` (the default) is `ch11`, so
 //! `cargo test --no-default-features --features ch3` builds the crate as it stands at the end of
-//! chapter 3. Chapters gate whole modules, never statements inside a function.
+//! chapter 3. Chapters gate whole modules, never statements inside a function, and a module
+//! uses only modules of its own chapter or earlier ones (`scripts/check-rooms.py` checks both).
 #![cfg_attr(not(feature = "full"), allow(dead_code, unused_imports))]
 #![warn(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
@@ -52,6 +53,4 @@ pub mod parallel;
 #[cfg(feature = "ch9")]
 pub mod checkpoint;
 #[cfg(feature = "ch9")]
-pub mod pictures;
-#[cfg(feature = "ch9")]
-pub mod plot;
+pub mod trainer;

@@ -8,16 +8,15 @@ mod common;
 
 use common::rand_vec;
 use simd_cnn::checkpoint::{
-    self, CheckpointError, EpochMetrics, Hyperparameters, TrainState, checksum, encode, load, load_weights, save,
-    save_with, state_dict_shapes, state_path,
+    self, CheckpointError, checksum, encode, load, load_weights, save, save_with, state_dict_shapes, state_path,
 };
 use simd_cnn::files::{Fault, Step};
 use simd_cnn::kernels::Kernels;
 use simd_cnn::model::CatDogCnn;
-use simd_cnn::plot::training_curves;
 use simd_cnn::tensor::Tensor;
 use simd_cnn::tensor::layout::hwio_to_oihw;
 use simd_cnn::train::{LrSchedule, Sgd};
+use simd_cnn::trainer::{EpochMetrics, Hyperparameters, TrainState, training_curves};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

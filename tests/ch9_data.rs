@@ -1161,7 +1161,7 @@ fn photos_decode_to_any_width_and_height() {
 fn pictures_take_a_photo_at_the_size_of_any_network() {
     use simd_cnn::kernels::Kernels;
     use simd_cnn::model::CatDogCnn;
-    use simd_cnn::pictures::{feature_maps, photo_input};
+    use simd_cnn::trainer::{feature_maps, photo_input};
     let tmp = tempfile::tempdir().unwrap();
     let photo = tmp.path().join("photo.jpg");
     fs::write(&photo, solid_jpeg(300, 200, [200, 100, 50])).unwrap();

@@ -11,7 +11,7 @@ use simd_cnn::checkpoint;
 use simd_cnn::data::catdog::{ARCHIVE_NAME, CatDog, OpenOptions, fetch};
 use simd_cnn::data::download::DownloadOptions;
 use simd_cnn::train::LrSchedule;
-use simd_cnn::train::catdog::{Config, Event, Outcome, TrainError, Trainer};
+use simd_cnn::trainer::{Config, Event, Outcome, TrainError, Trainer};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -436,7 +436,7 @@ fn a_damaged_archive_is_refused_and_no_photos_appear() {
 fn pictures_draw_each_filter_as_its_pattern_and_every_feature_map() {
     use simd_cnn::kernels::Kernels;
     use simd_cnn::model::CatDogCnn;
-    use simd_cnn::pictures::{conv1_filters, feature_maps};
+    use simd_cnn::trainer::{conv1_filters, feature_maps};
     let mut model = CatDogCnn::new(16, 16, 0);
     // Filter 0: red weights rising from the left column (-1) to the right one (+1), every other
     // weight 0: its tile must go from dark red on the left to bright red on the right.

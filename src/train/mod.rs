@@ -5,8 +5,6 @@ mod evaluate;
 mod sgd;
 
 #[cfg(feature = "ch9")]
-pub mod catdog;
-#[cfg(feature = "ch9")]
 mod schedule;
 
 pub use epoch::{Divergence, EpochOrder, EpochStats, LossGuard};

@@ -5,8 +5,8 @@
 //! and validation in orange (colours that colour-blind readers tell apart too). Every epoch is
 //! also a dot, so that a run of one epoch still shows something.
 
-use crate::checkpoint::EpochMetrics;
-use crate::data::download::write_atomic;
+use super::state::EpochMetrics;
+use crate::files::write_atomic;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::ops::Range;

@@ -1,4 +1,4 @@
-//! Chapter 9: the cat/dog trainer.
+//! Chapter 9: the cat/dog training loop.
 //!
 //! The loop that `cargo run --example train_catdog` runs, in the library so that tests can run
 //! it on small data sets: fresh runs and resumed ones, a validation pass and a checkpoint after
@@ -11,7 +11,8 @@
 //! number of threads, so a run resumed from a checkpoint continues exactly as if it had never
 //! stopped: the same weights, bit for bit.
 
-use crate::checkpoint::{self, CheckpointError, EpochMetrics, Hyperparameters, TrainState};
+use super::state::{EpochMetrics, Hyperparameters, TrainState};
+use crate::checkpoint::{self, CheckpointError};
 use crate::data::catdog::{CatDog, CatDogError, LoaderOptions, Split, sub_seed};
 use crate::files;
 use crate::kernels::{Isa, IsaError, Kernels};

@@ -2,7 +2,7 @@
 //! convolution, and the feature maps each convolution makes of one photo.
 
 use crate::data::catdog::{SkipReason, decode_file_to, to_unit_f32};
-use crate::data::download::write_atomic;
+use crate::files::write_atomic;
 use crate::kernels::Kernels;
 use crate::model::CatDogCnn;
 use image::{GrayImage, ImageEncoder, Luma, Rgb, RgbImage};
