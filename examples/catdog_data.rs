@@ -12,10 +12,12 @@
 mod cli;
 #[path = "common/open.rs"]
 mod open;
+#[path = "common/progress.rs"]
+mod progress;
 
 use clap::Parser;
 use open::open_catdog;
-use simd_cnn::data::catdog::{Loader, LoaderOptions, MAX_THREADS, OpenOptions, extract_pet_images};
+use simd_cnn::data::catdog::{Loader, LoaderOptions, MAX_THREADS, OpenOptions, extract_pet_images_reporting};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -76,7 +78,8 @@ fn run(args: &Args) -> Result<(), Error> {
         && !dir.join("PetImages").exists()
     {
         let t = Instant::now();
-        let done = extract_pet_images(archive, &dir)?;
+        let mut shown = progress::Shown::default();
+        let done = extract_pet_images_reporting(archive, &dir, &mut |done, total| shown.extracting(done, total))?;
         println!(
             "extracted {} photos ({} other entries left out) to {} in {:.1} s",
             done.files,

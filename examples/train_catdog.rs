@@ -13,6 +13,8 @@
 mod cli;
 #[path = "common/open.rs"]
 mod open;
+#[path = "common/progress.rs"]
+mod progress;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -359,7 +361,12 @@ fn ensure_photos(dir: &Path, download: bool) -> Result<(), Error> {
     if !asked {
         return Err(format!("no photos in {}: {by_hand}", dir.display()).into());
     }
-    let fetched = catdog::fetch(&url, dir, &DownloadOptions::default()).map_err(|e| format!("{e}; or {by_hand}"))?;
+    let mut shown = progress::Shown::default();
+    let fetched = catdog::fetch_reporting(&url, dir, &DownloadOptions::default(), &mut |event| match event {
+        catdog::FetchEvent::Download(event) => shown.download(event),
+        catdog::FetchEvent::Extracting { done, total } => shown.extracting(done, total),
+    })
+    .map_err(|e| format!("{e}; or {by_hand}"))?;
     println!(
         "downloaded {} bytes (SHA-256 {}), extracted {} photos to {}",
         fetched.download.bytes,

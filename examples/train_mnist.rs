@@ -12,6 +12,8 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/progress.rs"]
+mod progress;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -131,7 +133,9 @@ fn run(args: &Args) -> Result<(), String> {
     let chosen = if args.isa.is_some() { "as asked" } else { "the best available" };
     println!("isa: {} ({chosen})", k.isa());
     println!("data: {}", dir.display());
-    let data = Mnist::load_or_download(&dir).map_err(|e| e.to_string())?;
+    let mut shown = progress::Shown::default();
+    let data =
+        Mnist::load_or_download_reporting(&dir, &mut |event| shown.download(event)).map_err(|e| e.to_string())?;
     for notice in &data.notices {
         eprintln!("note: {notice}");
     }

@@ -363,7 +363,7 @@ fn the_real_training_pixels_have_the_mean_and_std_used_to_normalise() {
 // ------------------------------------------------------------------ a small HTTP server
 
 fn quiet() -> DownloadOptions {
-    DownloadOptions { progress: false, ..DownloadOptions::default() }
+    DownloadOptions::default()
 }
 
 fn files_in(dir: &Path) -> Vec<String> {

@@ -409,7 +409,7 @@ fn fetch_downloads_extracts_and_removes_the_archive() {
     let server = Server::start([("/pets.zip".to_string(), archive(5))]);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("catdog");
-    let options = DownloadOptions { progress: false, ..DownloadOptions::default() };
+    let options = DownloadOptions::default();
     let fetched = fetch(&server.url("/pets.zip"), &dir, &options).unwrap();
     assert_eq!(fetched.extracted.files, 10);
     assert!(!dir.join(ARCHIVE_NAME).exists(), "the archive is deleted once extracted");
@@ -426,7 +426,7 @@ fn a_damaged_archive_is_refused_and_no_photos_appear() {
     let server = Server::start([("/pets.zip".to_string(), bytes)]);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("catdog");
-    let options = DownloadOptions { progress: false, ..DownloadOptions::default() };
+    let options = DownloadOptions::default();
     let err = fetch(&server.url("/pets.zip"), &dir, &options).unwrap_err();
     assert!(!err.to_string().contains('\n'), "{err}");
     assert!(!dir.join("PetImages").exists(), "a damaged archive must leave no PetImages behind");

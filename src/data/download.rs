@@ -10,8 +10,8 @@
 //! - when the expected hash is known, a file that does not match it is deleted, never kept;
 //! - the finished file is flushed to disk (`fsync`) and renamed into place, so `dest` is either
 //!   absent or complete, whatever happens to the process or the machine;
-//! - progress goes to stderr: a bar with bytes, rate and ETA on a terminal, a line every few
-//!   seconds otherwise (in logs and CI);
+//! - nothing is printed: [`download_reporting`] tells a caller how far it is
+//!   ([`DownloadEvent`]), and the examples draw a bar from that;
 //! - every failure is one [`DownloadError`] whose message is one line; nothing panics.
 //!
 //! [`write_atomic`] (from [`crate::files`]) is the same temporary-file-then-rename pattern for
@@ -19,14 +19,14 @@
 
 pub use crate::files::write_atomic;
 use crate::files::{hex, parent, sync_dir};
-use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use indicatif::HumanBytes;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How patient a download is, and whether it reports progress.
+/// How patient a download is.
 #[derive(Clone, Debug)]
 pub struct DownloadOptions {
     /// Longest wait for the name lookup and for the connection to open (TCP and TLS).
@@ -34,18 +34,12 @@ pub struct DownloadOptions {
     /// Longest silence while waiting for the response or for the next bytes of the body. There is
     /// no limit on the whole transfer: a large file on a slow line may take hours.
     pub read_timeout: Duration,
-    /// Report progress on stderr.
-    pub progress: bool,
 }
 
 impl Default for DownloadOptions {
-    /// 30 s to connect, 60 s of silence at most, progress on.
+    /// 30 s to connect, 60 s of silence at most.
     fn default() -> Self {
-        DownloadOptions {
-            connect_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(60),
-            progress: true,
-        }
+        DownloadOptions { connect_timeout: Duration::from_secs(30), read_timeout: Duration::from_secs(60) }
     }
 }
 
@@ -98,10 +92,36 @@ pub enum DownloadError {
     BadSha256 { value: String },
 }
 
+/// What a download reports as it goes, for the caller to show: the library prints nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DownloadEvent<'a> {
+    /// The transfer begins. `start` bytes are already there from an interrupted attempt;
+    /// `total` is the file's size, when the server announced it.
+    Start { url: &'a str, dest: &'a Path, start: u64, total: Option<u64> },
+    /// The server ignored the request to resume: the download starts again from zero.
+    Restart { url: &'a str },
+    /// `received` bytes of the file are on disk.
+    Received { received: u64 },
+    /// All `received` bytes arrived, and are flushed to disk.
+    Done { received: u64 },
+    /// The transfer broke off; an error follows.
+    Failed,
+}
+
 // ANCHOR: download
-/// Downloads `url` to `dest` with [`DownloadOptions::default`]; see [`download_with`].
+/// Downloads `url` to `dest` with [`DownloadOptions::default`]; see [`download_reporting`].
 pub fn download(url: &str, dest: &Path, expected_sha256: Option<&str>) -> Result<Downloaded, DownloadError> {
     download_with(url, dest, expected_sha256, &DownloadOptions::default())
+}
+
+/// [`download_reporting`] with `options`, telling no one how far it is.
+pub fn download_with(
+    url: &str,
+    dest: &Path,
+    expected_sha256: Option<&str>,
+    options: &DownloadOptions,
+) -> Result<Downloaded, DownloadError> {
+    download_reporting(url, dest, expected_sha256, options, &mut |_| {})
 }
 
 /// Downloads `url` to `dest`, creating `dest`'s folder if needed and replacing any file already
@@ -111,12 +131,13 @@ pub fn download(url: &str, dest: &Path, expected_sha256: Option<&str>) -> Result
 /// interrupted attempt, its bytes are hashed and only the rest is requested (`Range:
 /// bytes=<len>-`). With `expected_sha256` (64 hex digits, either case) a mismatching file is
 /// deleted and reported; without it, whatever the server sent is kept. The result is flushed and
-/// renamed into place, so `dest` is never seen half-written.
-pub fn download_with(
+/// renamed into place, so `dest` is never seen half-written. `on` hears how far it is.
+pub fn download_reporting(
     url: &str,
     dest: &Path,
     expected_sha256: Option<&str>,
     options: &DownloadOptions,
+    on: &mut dyn FnMut(DownloadEvent),
 ) -> Result<Downloaded, DownloadError> {
     let expected = expected_sha256.map(parse_sha256).transpose()?;
     if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -148,7 +169,7 @@ pub fn download_with(
         206 => Some(check_content_range(url, &part, &response, start)?),
         _ => {
             if start > 0 {
-                note(options, &format!("{url}: the server ignored the resume request; starting again from zero"));
+                on(DownloadEvent::Restart { url });
                 (hasher, start) = (Sha256::new(), 0);
             }
             response.body().content_length()
@@ -162,7 +183,7 @@ pub fn download_with(
     }
 
     let mut file = open_part(&part, start)?;
-    let mut progress = Progress::start(options, url, dest, start, total);
+    on(DownloadEvent::Start { url, dest, start, total });
     let mut body = response.body_mut().as_reader();
     let mut buf = vec![0u8; 1 << 16];
     let mut received = start;
@@ -172,22 +193,22 @@ pub fn download_with(
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                progress.abandon();
+                on(DownloadEvent::Failed);
                 return Err(interrupted(url, &part, received, e.to_string()));
             }
         };
         file.write_all(&buf[..n]).map_err(disk(&part, "write"))?;
         hasher.update(&buf[..n]);
         received += n as u64;
-        progress.update(received);
+        on(DownloadEvent::Received { received });
     }
     if let Some(total) = total.filter(|&t| t != received) {
-        progress.abandon();
+        on(DownloadEvent::Failed);
         return Err(interrupted(url, &part, received, format!("the server announced {}", HumanBytes(total))));
     }
     file.sync_all().map_err(disk(&part, "flush"))?;
     drop(file);
-    progress.finish(received);
+    on(DownloadEvent::Done { received });
     finish(url, &part, dest, received, hasher, expected, start)
 }
 // ANCHOR_END: download
@@ -342,83 +363,4 @@ fn disk(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> Download
 
 fn interrupted(url: &str, part: &Path, received: u64, reason: String) -> DownloadError {
     DownloadError::Interrupted { url: url.to_string(), part: part.to_path_buf(), received, reason }
-}
-
-fn note(options: &DownloadOptions, line: &str) {
-    if options.progress {
-        eprintln!("{line}");
-    }
-}
-
-/// Progress on stderr: a bar on a terminal, else a line at the start, every
-/// [`Progress::LINE_EVERY`] and at the end.
-enum Progress {
-    Off,
-    Bar(ProgressBar),
-    Lines { name: String, total: Option<u64>, started: Instant, last_line: Instant, start: u64 },
-}
-
-impl Progress {
-    const LINE_EVERY: Duration = Duration::from_secs(10);
-
-    fn start(options: &DownloadOptions, url: &str, dest: &Path, start: u64, total: Option<u64>) -> Progress {
-        if !options.progress {
-            return Progress::Off;
-        }
-        let name = dest.file_name().map_or_else(|| dest.display().to_string(), |n| n.to_string_lossy().into_owned());
-        let resuming = if start > 0 { format!(", resuming at {}", HumanBytes(start)) } else { String::new() };
-        let size = total.map_or_else(|| "size unknown".to_string(), |t| HumanBytes(t).to_string());
-        eprintln!("downloading {url} ({size}{resuming})");
-        if std::io::stderr().is_terminal() {
-            let style = match total {
-                Some(_) => "{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-                None => "{msg} {spinner} {bytes} {bytes_per_sec}",
-            };
-            let bar = ProgressBar::new(total.unwrap_or(0)).with_message(name);
-            if let Ok(style) = ProgressStyle::with_template(style) {
-                bar.set_style(style);
-            }
-            bar.set_position(start);
-            bar.reset_eta();
-            return Progress::Bar(bar);
-        }
-        let now = Instant::now();
-        Progress::Lines { name, total, started: now, last_line: now, start }
-    }
-
-    fn update(&mut self, received: u64) {
-        match self {
-            Progress::Off => {}
-            Progress::Bar(bar) => bar.set_position(received),
-            Progress::Lines { name, total, started, last_line, start } => {
-                if last_line.elapsed() >= Self::LINE_EVERY {
-                    *last_line = Instant::now();
-                    let rate = (received - *start) as f64 / started.elapsed().as_secs_f64();
-                    let of = match total {
-                        Some(t) => format!(" of {} ({:.0} %)", HumanBytes(*t), 100.0 * received as f64 / *t as f64),
-                        None => String::new(),
-                    };
-                    eprintln!("  {name}: {}{of}, {}/s", HumanBytes(received), HumanBytes(rate as u64));
-                }
-            }
-        }
-    }
-
-    fn finish(&mut self, received: u64) {
-        let elapsed = match self {
-            Progress::Off => return,
-            Progress::Bar(bar) => {
-                bar.finish_and_clear();
-                bar.elapsed()
-            }
-            Progress::Lines { started, .. } => started.elapsed(),
-        };
-        eprintln!("  received {} in {:.1} s", HumanBytes(received), elapsed.as_secs_f64());
-    }
-
-    fn abandon(&mut self) {
-        if let Progress::Bar(bar) = self {
-            bar.abandon();
-        }
-    }
 }

@@ -8,7 +8,7 @@
 //! [`Mnist::load_or_download`] fetches whichever files are missing from the mirrors in
 //! [`MIRRORS`] (or from `$SIMD_CNN_MNIST_URL`), checking each against its SHA-256 in [`FILES`].
 
-use super::download::{DownloadError, download};
+use super::download::{DownloadError, DownloadEvent, DownloadOptions, download_reporting};
 use flate2::read::GzDecoder;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -235,7 +235,12 @@ impl Mnist {
     /// reads them all. Without network, and with files missing, the error says which files to
     /// put where.
     pub fn load_or_download(dir: &Path) -> Result<Mnist, MnistError> {
-        download_missing(dir, &mirrors(), &FILES)?;
+        Mnist::load_or_download_reporting(dir, &mut |_| {})
+    }
+
+    /// [`Mnist::load_or_download`], telling `on` how each download goes.
+    pub fn load_or_download_reporting(dir: &Path, on: &mut dyn FnMut(DownloadEvent)) -> Result<Mnist, MnistError> {
+        download_missing_reporting(dir, &mirrors(), &FILES, on)?;
         Mnist::load(dir)
     }
 }
@@ -265,10 +270,20 @@ pub fn download_missing(
     base_urls: &[impl AsRef<str>],
     files: &[MnistFile],
 ) -> Result<Vec<PathBuf>, MnistError> {
+    download_missing_reporting(dir, base_urls, files, &mut |_| {})
+}
+
+/// [`download_missing`], telling `on` how each download goes.
+pub fn download_missing_reporting(
+    dir: &Path,
+    base_urls: &[impl AsRef<str>],
+    files: &[MnistFile],
+    on: &mut dyn FnMut(DownloadEvent),
+) -> Result<Vec<PathBuf>, MnistError> {
     let missing: Vec<&MnistFile> = files.iter().filter(|file| locate(dir, file).is_err()).collect();
     let mut written = Vec::new();
     for (i, file) in missing.iter().enumerate() {
-        match fetch_from_mirrors(dir, file, base_urls) {
+        match fetch_from_mirrors(dir, file, base_urls, on) {
             Ok(path) => written.push(path),
             Err(failures) => {
                 return Err(MnistError::Download {
@@ -288,12 +303,13 @@ fn fetch_from_mirrors(
     dir: &Path,
     file: &MnistFile,
     base_urls: &[impl AsRef<str>],
+    on: &mut dyn FnMut(DownloadEvent),
 ) -> Result<PathBuf, Vec<DownloadError>> {
     let dest = dir.join(file.gz_name());
     let mut failures = Vec::new();
     for base in base_urls {
         let url = format!("{}/{}", base.as_ref().trim_end_matches('/'), file.gz_name());
-        match download(&url, &dest, Some(file.sha256_gz)) {
+        match download_reporting(&url, &dest, Some(file.sha256_gz), &DownloadOptions::default(), on) {
             Ok(done) => return Ok(done.path),
             // The disk, or the expected hash itself, is at fault: another mirror would not help.
             Err(e @ (DownloadError::Disk { .. } | DownloadError::BadSha256 { .. })) => {

@@ -16,7 +16,8 @@
 
 use super::decode::{SkipCounts, SkipReason, decode_file};
 use super::scan::Scan;
-use super::{CHANNELS, CLASSES, CatDogError, IMAGE_SIZE, sync_dir};
+use super::{CHANNELS, CLASSES, CatDogError, IMAGE_SIZE};
+use crate::files::sync_dir;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io;

@@ -5,7 +5,8 @@
 //! destination that is renamed into place at the end: an interrupted extraction leaves no
 //! half-filled `PetImages` behind for the loader to trust.
 
-use super::{CLASSES, CatDogError, progress_bar, sync_dir};
+use super::{CLASSES, CatDogError};
+use crate::files::sync_dir;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -35,6 +36,15 @@ pub struct Extracted {
 /// renamed to `PetImages` in one step. An archive with an entry whose path could escape the
 /// destination (`../`, an absolute path, a drive letter, a backslash) is refused as a whole.
 pub fn extract_pet_images(archive: &Path, dest: &Path) -> Result<Extracted, CatDogError> {
+    extract_pet_images_reporting(archive, dest, &mut |_, _| {})
+}
+
+/// [`extract_pet_images`], calling `on(done, total)` before the first photo and after each one.
+pub fn extract_pet_images_reporting(
+    archive: &Path,
+    dest: &Path,
+    on: &mut dyn FnMut(usize, usize),
+) -> Result<Extracted, CatDogError> {
     let bad = |reason: String| CatDogError::Archive { path: archive.to_path_buf(), reason };
     let target = dest.join("PetImages");
     if target.exists() {
@@ -55,8 +65,8 @@ pub fn extract_pet_images(archive: &Path, dest: &Path) -> Result<Extracted, CatD
     for class in CLASSES {
         fs::create_dir_all(staged.join(class)).map_err(CatDogError::io(&staged))?;
     }
-    let bar = progress_bar(photos.len(), "extracting photos", true);
-    for (i, name) in &photos {
+    on(0, photos.len());
+    for (done, (i, name)) in photos.iter().enumerate() {
         let mut entry = zip.by_index(*i).map_err(|e| bad(format!("entry {}: {e}", name.display())))?;
         let out_path = staged.join(name);
         let mut out = File::create_new(&out_path).map_err(|e| match e.kind() {
@@ -69,9 +79,8 @@ pub fn extract_pet_images(archive: &Path, dest: &Path) -> Result<Extracted, CatD
             return Err(bad(format!("entry {} unpacks to more than {MAX_ENTRY_BYTES} bytes", name.display())));
         }
         out.flush().map_err(CatDogError::io(&out_path))?;
-        bar.inc(1);
+        on(done + 1, photos.len());
     }
-    bar.finish_and_clear();
     // Flush every photo before the rename makes them visible: after a crash the folder is
     // either absent or complete. (Syncing after all the writes costs one disk flush, not one
     // per photo.)

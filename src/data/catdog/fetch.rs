@@ -1,8 +1,8 @@
 //! Fetching the photos: Microsoft's public archive, downloaded (resumably) and unpacked.
 
 use super::CatDogError;
-use super::extract::{ARCHIVE_NAME, Extracted, extract_pet_images};
-use crate::data::download::{DownloadOptions, Downloaded, download_with};
+use super::extract::{ARCHIVE_NAME, Extracted, extract_pet_images_reporting};
+use crate::data::download::{DownloadEvent, DownloadOptions, Downloaded, download_reporting};
 use std::path::Path;
 
 /// Where Microsoft publishes the Kaggle "Cats and Dogs" photos (about 790 MB).
@@ -15,6 +15,15 @@ pub const ARCHIVE_URL_ENV: &str = "SIMD_CNN_CATDOG_URL";
 /// [`ARCHIVE_URL`], or the value of `SIMD_CNN_CATDOG_URL` when it is set.
 pub fn archive_url() -> String {
     std::env::var(ARCHIVE_URL_ENV).ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| ARCHIVE_URL.to_string())
+}
+
+/// What [`fetch_reporting`] tells its caller as it goes.
+#[derive(Clone, Copy, Debug)]
+pub enum FetchEvent<'a> {
+    /// How the download of the archive goes.
+    Download(DownloadEvent<'a>),
+    /// `done` of the archive's `total` photos are extracted.
+    Extracting { done: usize, total: usize },
 }
 
 /// What [`fetch`] did.
@@ -33,10 +42,22 @@ pub struct Fetched {
 /// SHA-256 of the whole archive is reported for comparison. The archive is deleted once its
 /// photos are safely in place.
 pub fn fetch(url: &str, dir: &Path, options: &DownloadOptions) -> Result<Fetched, CatDogError> {
+    fetch_reporting(url, dir, options, &mut |_| {})
+}
+
+/// [`fetch`], telling `on` how the download and the extraction go.
+pub fn fetch_reporting(
+    url: &str,
+    dir: &Path,
+    options: &DownloadOptions,
+    on: &mut dyn FnMut(FetchEvent),
+) -> Result<Fetched, CatDogError> {
     std::fs::create_dir_all(dir).map_err(CatDogError::io(dir))?;
     let archive = dir.join(ARCHIVE_NAME);
-    let download = download_with(url, &archive, None, options).map_err(|e| CatDogError::Download(Box::new(e)))?;
-    let extracted = extract_pet_images(&archive, dir)?;
+    let download = download_reporting(url, &archive, None, options, &mut |e| on(FetchEvent::Download(e)))
+        .map_err(|e| CatDogError::Download(Box::new(e)))?;
+    let extracted =
+        extract_pet_images_reporting(&archive, dir, &mut |done, total| on(FetchEvent::Extracting { done, total }))?;
     std::fs::remove_file(&archive).map_err(CatDogError::io(&archive))?;
     Ok(Fetched { download, extracted })
 }

@@ -46,8 +46,8 @@ pub use decode::{
     MAX_DECODED_BYTES, MAX_FILE_BYTES, MAX_SIDE, SkipCounts, SkipReason, decode_file, decode_file_to, decode_image,
     decode_image_to, jpeg_reaches_end,
 };
-pub use extract::{ARCHIVE_NAME, Extracted, MAX_ENTRY_BYTES, extract_pet_images};
-pub use fetch::{ARCHIVE_URL, ARCHIVE_URL_ENV, Fetched, archive_url, fetch};
+pub use extract::{ARCHIVE_NAME, Extracted, MAX_ENTRY_BYTES, extract_pet_images, extract_pet_images_reporting};
+pub use fetch::{ARCHIVE_URL, ARCHIVE_URL_ENV, FetchEvent, Fetched, archive_url, fetch, fetch_reporting};
 pub use loader::{EpochBatches, Loader, LoaderOptions};
 pub use resize::resize_rgb;
 pub use scan::{Scan, SourceFile, find_pet_images};
@@ -99,25 +99,3 @@ impl CatDogError {
         move |source| CatDogError::Io { path, source }
     }
 }
-
-/// A progress bar on standard error (drawn only when that is a terminal), or a hidden one.
-fn progress_bar(len: usize, message: &'static str, show: bool) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let style = indicatif::ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} ({per_sec}, {eta} left)")
-        .expect("the template is valid");
-    indicatif::ProgressBar::new(len as u64).with_style(style).with_message(message)
-}
-
-/// Makes the creation or renaming of files in `dir` durable, on unix, where a folder can be
-/// opened and synced.
-#[cfg(unix)]
-fn sync_dir(dir: &std::path::Path) {
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &std::path::Path) {}
