@@ -40,12 +40,11 @@ use crate::files::{self, Fault, Step, sha256_hex};
 use crate::model::{CATDOG, CATDOG_CHANNELS, CatDogCnn, Plan};
 use crate::tensor::Tensor;
 use crate::tensor::layout::{hwio_to_oihw, oihw_to_hwio};
-use crate::train::{EpochStats, Sgd};
+use crate::train::{EpochStats, Sgd, UnknownSchedule};
 use crate::trainer::{EpochMetrics, Hyperparameters, TrainState};
 use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -302,20 +301,19 @@ fn write(path: &Path, bytes: &[u8], hook: &mut dyn FnMut(Step) -> Option<Fault>)
 /// so the same tensors and metadata always give the same bytes.
 pub fn encode<N: AsRef<str>>(tensors: &[(N, Tensor)], metadata: &BTreeMap<&str, String>) -> Vec<u8> {
     let mut data = Vec::new();
-    let mut entries = String::new();
+    let mut entries = Vec::with_capacity(tensors.len());
     for (name, tensor) in tensors {
         let begin = data.len();
         for value in tensor.as_slice() {
             data.extend_from_slice(&value.to_le_bytes());
         }
-        let (name, shape, end) = (Value::from(name.as_ref()), json!(tensor.shape()), data.len());
-        entries += &format!(r#",{name}:{{"dtype":"F32","shape":{shape},"data_offsets":[{begin},{end}]}}"#);
+        entries.push((name.as_ref(), Entry { dtype: "F32", shape: tensor.shape(), data_offsets: [begin, data.len()] }));
     }
     let mut metadata: BTreeMap<&str, String> = metadata.clone();
     metadata.remove("sha256");
     let sha = checksum(metadata.iter().map(|(k, v)| (*k, v.as_str())), &data);
     metadata.insert("sha256", sha);
-    let mut header = format!("{{\"__metadata__\":{}{entries}}}", json!(metadata));
+    let mut header = serde_json::to_string(&Header { metadata: &metadata, entries }).unwrap_or_default();
     while !header.len().is_multiple_of(8) {
         header.push(' ');
     }
@@ -326,6 +324,32 @@ pub fn encode<N: AsRef<str>>(tensors: &[(N, Tensor)], metadata: &BTreeMap<&str, 
     bytes
 }
 // ANCHOR_END: encode
+
+/// A tensor's entry in a safetensors header.
+#[derive(Serialize)]
+struct Entry<'a> {
+    dtype: &'static str,
+    shape: &'a [usize],
+    data_offsets: [usize; 2],
+}
+
+/// A safetensors header: `__metadata__`, then the tensors in the order of their data.
+struct Header<'a> {
+    metadata: &'a BTreeMap<&'a str, String>,
+    entries: Vec<(&'a str, Entry<'a>)>,
+}
+
+impl Serialize for Header<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(1 + self.entries.len()))?;
+        map.serialize_entry("__metadata__", self.metadata)?;
+        for (name, entry) in &self.entries {
+            map.serialize_entry(name, entry)?;
+        }
+        map.end()
+    }
+}
 
 // ANCHOR: checksum
 /// The `sha256` a file carries: of its data alone in format 1; in format 2 (metadata with
@@ -450,7 +474,7 @@ fn read_checkpoint(
     if record.velocities {
         sgd.set_velocity(file.tensors(&velocities)?);
     }
-    let schedule = record.schedule.parse().map_err(|e: String| file.metadata_error(e))?;
+    let schedule = record.schedule.parse().map_err(|e: UnknownSchedule| file.metadata_error(e.to_string()))?;
     let run = file.meta("run")?;
     let state = TrainState {
         run_id: u64::from_str_radix(run, 16)
@@ -491,7 +515,7 @@ fn read_state_v1(file: &File) -> Result<(Sgd, TrainState), CheckpointError> {
         "none" => None,
         _ => Some(file.parse("limit")?),
     };
-    let schedule = file.meta("schedule")?.parse().map_err(|e: String| file.metadata_error(e))?;
+    let schedule = file.meta("schedule")?.parse().map_err(|e: UnknownSchedule| file.metadata_error(e.to_string()))?;
     let hyper = Hyperparameters {
         batch_size: file.parse("batch_size")?,
         augment: file.parse("augment")?,

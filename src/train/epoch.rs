@@ -5,7 +5,6 @@
 use crate::model::StepStats;
 use crate::tensor::init::{Rng, rng};
 use rand::seq::SliceRandom;
-use std::fmt;
 
 // ANCHOR: epoch_order
 /// The order in which the epochs visit the training examples: every epoch is a fresh random
@@ -128,7 +127,7 @@ impl LossGuard {
     /// `Ok` while the loss looks sane; the first call sets the reference.
     pub fn check(&mut self, loss: f32) -> Result<(), Divergence> {
         if !loss.is_finite() {
-            return Err(Divergence { loss, first: self.first, window: 1 });
+            return Err(if loss.is_nan() { Divergence::NaN } else { Divergence::Infinite });
         }
         let first = *self.first.get_or_insert(loss);
         if self.recent.len() == self.window {
@@ -142,7 +141,7 @@ impl LossGuard {
         sorted.sort_by(f32::total_cmp);
         let median = sorted[self.window / 2];
         if median > Self::FACTOR * first.max(1.0) {
-            return Err(Divergence { loss: median, first: Some(first), window: self.window });
+            return Err(Divergence::Rose { first, median, window: self.window });
         }
         Ok(())
     }
@@ -150,29 +149,14 @@ impl LossGuard {
 // ANCHOR_END: loss_guard
 
 /// A loss that stopped being a number, or stayed out of bounds.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Divergence {
-    /// The offending loss: the batch loss if it is not finite, else the median of the window.
-    pub loss: f32,
-    /// The loss of the first batch, if there was one before.
-    pub first: Option<f32>,
-    /// How many batches `loss` is the median of.
-    pub window: usize,
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
+pub enum Divergence {
+    #[error("the loss is NaN")]
+    NaN,
+    #[error("the loss is infinite")]
+    Infinite,
+    /// The median of the last `window` batch losses reached [`LossGuard::FACTOR`] times the
+    /// first batch's loss.
+    #[error("the loss rose from {first:.4} to {median:.4} (the median of the last {window} batches)")]
+    Rose { first: f32, median: f32, window: usize },
 }
-
-impl fmt::Display for Divergence {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.first {
-            _ if self.loss.is_nan() => write!(f, "the loss is NaN"),
-            _ if !self.loss.is_finite() => write!(f, "the loss is infinite"),
-            Some(first) => write!(
-                f,
-                "the loss rose from {first:.4} to {:.4} (the median of the last {} batches)",
-                self.loss, self.window
-            ),
-            None => write!(f, "the loss is {}", self.loss),
-        }
-    }
-}
-
-impl std::error::Error for Divergence {}

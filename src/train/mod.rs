@@ -10,5 +10,5 @@ mod schedule;
 pub use epoch::{Divergence, EpochOrder, EpochStats, LossGuard};
 pub use evaluate::{MnistEvaluator, argmax};
 #[cfg(feature = "ch9")]
-pub use schedule::LrSchedule;
+pub use schedule::{LrSchedule, UnknownSchedule};
 pub use sgd::Sgd;

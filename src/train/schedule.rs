@@ -38,13 +38,18 @@ impl fmt::Display for LrSchedule {
     }
 }
 
+/// A schedule's name that is neither `constant` nor `cosine`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown learning-rate schedule '{0}': expected constant or cosine")]
+pub struct UnknownSchedule(pub String);
+
 impl FromStr for LrSchedule {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownSchedule;
+    fn from_str(s: &str) -> Result<Self, UnknownSchedule> {
         match s {
             "constant" => Ok(LrSchedule::Constant),
             "cosine" => Ok(LrSchedule::Cosine),
-            _ => Err(format!("unknown learning-rate schedule '{s}': expected constant or cosine")),
+            _ => Err(UnknownSchedule(s.to_string())),
         }
     }
 }

@@ -20,12 +20,18 @@ const VALIDATION: RGBColor = RGBColor(230, 159, 0);
 const SIZE: (u32, u32) = (800, 640);
 const FONT: &str = "sans-serif";
 
+/// What plotters reports when it cannot draw on an SVG.
+type DrawError = DrawingAreaErrorKind<std::io::Error>;
+
 /// A picture that could not be drawn or written, in one line.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: cannot draw the training curves: {why}", path.display())]
-pub struct PlotError {
-    pub path: PathBuf,
-    pub why: String,
+pub enum PlotError {
+    #[error("{}: cannot draw the training curves: no epoch to draw", path.display())]
+    Empty { path: PathBuf },
+    #[error("{}: cannot draw the training curves: {source}", path.display())]
+    Draw { path: PathBuf, source: DrawError },
+    #[error("{}: cannot write the training curves: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
 }
 
 /// The y axis of a panel: its title, its label, its range and how its numbers read.
@@ -49,9 +55,9 @@ struct Series {
 /// values that are not numbers are left out.
 pub fn training_curves(history: &[EpochMetrics], path: impl AsRef<Path>) -> Result<(), PlotError> {
     let path = path.as_ref();
-    let error = |why: String| PlotError { path: path.into(), why };
+    let error = |source| PlotError::Draw { path: path.into(), source };
     if history.is_empty() {
-        return Err(error("no epoch to draw".into()));
+        return Err(PlotError::Empty { path: path.into() });
     }
     let series = |label, color, value: fn(&EpochMetrics) -> Option<f64>| Series {
         label,
@@ -69,7 +75,7 @@ pub fn training_curves(history: &[EpochMetrics], path: impl AsRef<Path>) -> Resu
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| error(e.to_string()))?;
+        root.fill(&WHITE).map_err(error)?;
         let (top, bottom) = root.split_vertically(SIZE.1 / 2);
         let loss_max = loss.iter().flat_map(|s| &s.points).map(|p| p.1).fold(0.0, f64::max);
         let loss_axis = Axis {
@@ -89,9 +95,9 @@ pub fn training_curves(history: &[EpochMetrics], path: impl AsRef<Path>) -> Resu
             format: &|y| format!("{:.0} %", y * 100.0),
         };
         panel(&bottom, epochs, acc_axis, SeriesLabelPosition::LowerRight, &accuracy).map_err(error)?;
-        root.present().map_err(|e| error(e.to_string()))?;
+        root.present().map_err(error)?;
     }
-    write_atomic(path, svg.as_bytes()).map_err(|e| error(e.to_string()))
+    write_atomic(path, svg.as_bytes()).map_err(|source| PlotError::Write { path: path.into(), source })
 }
 // ANCHOR_END: training_curves
 
@@ -103,14 +109,13 @@ fn panel(
     y: Axis,
     legend: SeriesLabelPosition,
     series: &[Series],
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     let mut chart = ChartBuilder::on(area)
         .caption(y.title, (FONT, 22))
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(72)
-        .build_cartesian_2d(epochs, y.range)
-        .map_err(|e| e.to_string())?;
+        .build_cartesian_2d(epochs, y.range)?;
     chart
         .configure_mesh()
         .x_desc("epoch")
@@ -119,13 +124,11 @@ fn panel(
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 16))
         .light_line_style(WHITE.mix(0.0))
-        .draw()
-        .map_err(|e| e.to_string())?;
+        .draw()?;
     for s in series.iter().filter(|s| !s.points.is_empty()) {
         let color = s.color;
         chart
-            .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)).point_size(4))
-            .map_err(|e| e.to_string())?
+            .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)).point_size(4))?
             .label(s.label)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], color.stroke_width(2)));
     }
@@ -136,7 +139,6 @@ fn panel(
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
         .draw()
-        .map_err(|e| e.to_string())
 }
 // ANCHOR_END: panel
 
