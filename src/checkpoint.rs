@@ -37,7 +37,8 @@
 //! [safetensors]: https://github.com/huggingface/safetensors
 
 use crate::files::{self, Fault, Step, sha256_hex};
-use crate::model::{CATDOG, CATDOG_CHANNELS, CatDogCnn, Plan};
+use crate::model::{CATDOG, CATDOG_CHANNELS, CatDogCnn, Layer, Network, Plan, StepOp};
+use crate::nn::Param;
 use crate::tensor::Tensor;
 use crate::tensor::layout::{hwio_to_oihw, oihw_to_hwio};
 use crate::train::{EpochStats, Sgd, UnknownSchedule};
@@ -132,6 +133,17 @@ pub fn save(path: impl AsRef<Path>, model: &CatDogCnn, sgd: &Sgd, state: &TrainS
     save_with(path, model, sgd, state, &mut |_| None)
 }
 
+/// [`save`] for any network built from a table: the names, shapes and description in the files
+/// all come from its table.
+pub fn save_network(
+    path: impl AsRef<Path>,
+    net: &Network,
+    sgd: &Sgd,
+    state: &TrainState,
+) -> Result<(), CheckpointError> {
+    save_params(path.as_ref(), net.plan(), &net.params(), sgd, state, &mut |_| None)
+}
+
 /// [`save`], calling `hook` before every write, `fsync` and rename (see
 /// [`files::write_atomic_with`]): the tests fail or kill the save at each of them in turn.
 pub fn save_with(
@@ -141,14 +153,26 @@ pub fn save_with(
     state: &TrainState,
     hook: &mut dyn FnMut(Step) -> Option<Fault>,
 ) -> Result<(), CheckpointError> {
-    let path = path.as_ref();
+    save_params(path.as_ref(), model.plan(), &model.params(), sgd, state, hook)
+}
+
+/// [`save_with`] for the parameters `params` of the network `plan` runs, in table order.
+fn save_params(
+    path: &Path,
+    plan: &Plan,
+    params: &[&Param],
+    sgd: &Sgd,
+    state: &TrainState,
+    hook: &mut dyn FnMut(Step) -> Option<Fault>,
+) -> Result<(), CheckpointError> {
+    let names = plan.param_names();
     let state_file = state_path(path);
-    let weights = torch_tensors(model.params().map(|p| &p.value), "");
+    let weights = torch_tensors(&names, params.iter().map(|p| &p.value), "");
     check_finite(path, &weights)?;
     let velocities = sgd.velocity();
     let fits = velocities.is_empty()
         || velocities.len() == weights.len()
-            && velocities.iter().zip(model.params()).all(|(v, p)| v.shape() == p.value.shape());
+            && velocities.iter().zip(params).all(|(v, p)| v.shape() == p.value.shape());
     if !fits {
         let why = format!(
             "the optimiser's {} velocities do not fit the network's {} parameters",
@@ -157,10 +181,10 @@ pub fn save_with(
         );
         return Err(CheckpointError::Invalid { path: state_file, why });
     }
-    let velocities = torch_tensors(velocities, VELOCITY_PREFIX);
+    let velocities = torch_tensors(&names, velocities, VELOCITY_PREFIX);
     check_finite(&state_file, &velocities)?;
 
-    let (h, w) = model.image_size();
+    let (h, w, _) = plan.input();
     let common = [
         ("format", FORMAT.to_string()),
         ("simd_cnn_format", FORMAT_VERSION.to_string()),
@@ -172,7 +196,7 @@ pub fn save_with(
     ];
     let mut weights_meta: BTreeMap<&str, String> = common.clone().into();
     weights_meta.insert("content", CONTENT_WEIGHTS.into());
-    weights_meta.insert("description", describe_weights(h, w));
+    weights_meta.insert("description", describe_weights(plan));
     let mut state_meta: BTreeMap<&str, String> = common.into();
     state_meta.insert("content", CONTENT_STATE.into());
     state_meta.insert(
@@ -191,13 +215,16 @@ pub fn save_with(
 
 /// The metadata a reader of the weights needs to use them without this crate, written from
 /// the network's table.
-fn describe_weights(h: usize, w: usize) -> String {
-    let plan = Plan::new(&CATDOG, h, w, CATDOG_CHANNELS);
-    format!(
-        "Cat/dog CNN: {}. Input: RGB float32 in [0, 1], NCHW [n, {CATDOG_CHANNELS}, {h}, {w}]. Output: the logit \
-         of 'dog' (label 1; cat is 0); sigmoid gives the probability.",
-        plan.describe()
-    )
+fn describe_weights(plan: &Plan) -> String {
+    let (h, w, c) = plan.input();
+    if *plan == Plan::new(&CATDOG, h, w, CATDOG_CHANNELS) {
+        return format!(
+            "Cat/dog CNN: {}. Input: RGB float32 in [0, 1], NCHW [n, {c}, {h}, {w}]. Output: the logit \
+             of 'dog' (label 1; cat is 0); sigmoid gives the probability.",
+            plan.describe()
+        );
+    }
+    format!("A CNN: {}. Input: float32, NCHW [n, {c}, {h}, {w}]. Output: one logit per image.", plan.describe())
 }
 
 // ANCHOR: run_record
@@ -262,12 +289,17 @@ impl RunRecord {
     }
 }
 
-/// Our tensors under PyTorch's names (after `prefix`) and in its layout (convolution weights OIHW).
-fn torch_tensors<'a>(ours: impl IntoIterator<Item = &'a Tensor>, prefix: &str) -> Vec<(String, Tensor)> {
-    CatDogCnn::PARAM_NAMES
+/// Our tensors under PyTorch's `names` (after `prefix`) and in its layout (convolution weights
+/// OIHW).
+fn torch_tensors<'a>(
+    names: &[String],
+    ours: impl IntoIterator<Item = &'a Tensor>,
+    prefix: &str,
+) -> Vec<(String, Tensor)> {
+    names
         .iter()
         .zip(ours)
-        .map(|(&name, t)| (format!("{prefix}{name}"), if t.shape().len() == 4 { hwio_to_oihw(t) } else { t.clone() }))
+        .map(|(name, t)| (format!("{prefix}{name}"), if t.shape().len() == 4 { hwio_to_oihw(t) } else { t.clone() }))
         .collect()
 }
 
@@ -374,7 +406,8 @@ pub fn checksum<'a>(metadata: impl IntoIterator<Item = (&'a str, &'a str)>, data
 /// (`[128, 128 * h/8 * w/8]`, taken as square). With `image_size`, a checkpoint for another size
 /// is an error (and a PyTorch file of a non-square network can be read).
 pub fn load_weights(path: impl AsRef<Path>, image_size: Option<(usize, usize)>) -> Result<CatDogCnn, CheckpointError> {
-    read_weights(&File::read_weights(path.as_ref())?, image_size)
+    let (plan, weights) = read_weights(&File::read_weights(path.as_ref())?, CATDOG_KIND, image_size)?;
+    Ok(catdog(&plan, weights))
 }
 // ANCHOR_END: load_weights
 
@@ -387,7 +420,73 @@ pub fn load(
     path: impl AsRef<Path>,
     image_size: Option<(usize, usize)>,
 ) -> Result<(CatDogCnn, Sgd, TrainState), CheckpointError> {
-    let path = path.as_ref();
+    let (plan, weights, sgd, state) = load_params(path.as_ref(), CATDOG_KIND, image_size)?;
+    Ok((catdog(&plan, weights), sgd, state))
+}
+// ANCHOR_END: load
+
+/// [`load_weights`] for the network of any `table` on images of `channels` channels.
+pub fn load_weights_network(
+    path: impl AsRef<Path>,
+    table: &[Layer],
+    channels: usize,
+    image_size: Option<(usize, usize)>,
+) -> Result<Network, CheckpointError> {
+    let kind = Kind { table, channels };
+    let (plan, weights) = read_weights(&File::read_weights(path.as_ref())?, kind, image_size)?;
+    Ok(network(kind, &plan, weights))
+}
+
+/// [`load`] for the network of any `table` on images of `channels` channels, saved by
+/// [`save_network`].
+pub fn load_network(
+    path: impl AsRef<Path>,
+    table: &[Layer],
+    channels: usize,
+    image_size: Option<(usize, usize)>,
+) -> Result<(Network, Sgd, TrainState), CheckpointError> {
+    let kind = Kind { table, channels };
+    let (plan, weights, sgd, state) = load_params(path.as_ref(), kind, image_size)?;
+    Ok((network(kind, &plan, weights), sgd, state))
+}
+
+/// Which network a file is read for: its table and the channels of its input. Everything a
+/// checkpoint says about a network (names, shapes, the image size of a PyTorch file) is derived
+/// from these two.
+#[derive(Clone, Copy)]
+struct Kind<'a> {
+    table: &'a [Layer],
+    channels: usize,
+}
+
+const CATDOG_KIND: Kind<'static> = Kind { table: &CATDOG, channels: CATDOG_CHANNELS };
+
+/// The cat/dog network of `plan`, holding `weights` (table order, our layout).
+fn catdog(plan: &Plan, weights: Vec<Tensor>) -> CatDogCnn {
+    let (h, w, _) = plan.input();
+    let mut model = CatDogCnn::new(h, w, 0);
+    for (param, tensor) in model.params_mut().into_iter().zip(weights) {
+        param.value = tensor;
+    }
+    model
+}
+
+/// The network of `kind` and `plan`, holding `weights` (table order, our layout).
+fn network(kind: Kind, plan: &Plan, weights: Vec<Tensor>) -> Network {
+    let (h, w, c) = plan.input();
+    let mut net = Network::new(kind.table, h, w, c, 0);
+    for (param, tensor) in net.params_mut().into_iter().zip(weights) {
+        param.value = tensor;
+    }
+    net
+}
+
+/// The plan, weights, optimiser and run state of the checkpoint at `path` (see [`load`]).
+fn load_params(
+    path: &Path,
+    kind: Kind,
+    image_size: Option<(usize, usize)>,
+) -> Result<(Plan, Vec<Tensor>, Sgd, TrainState), CheckpointError> {
     let state = match File::read(&state_path(path)) {
         Err(CheckpointError::NotFound { path: missing }) => {
             // The state file given in place of the weights: say which file to give.
@@ -399,20 +498,19 @@ pub fn load(
     if state.content() != Some(CONTENT_STATE) {
         return Err(state.metadata_error("`content` is not `training-state`: not a training-state file".into()));
     }
-    let (model, sgd, train_state) = if state.version() >= 2 {
-        read_checkpoint(&state, image_size)?
+    let (plan, weights, sgd, train_state) = if state.version() >= 2 {
+        read_checkpoint(&state, kind, image_size)?
     } else {
         // Format 1: the weights came from the file beside, which must be of the same save.
-        let weights = File::read_weights(path)?;
-        let model = read_weights(&weights, image_size)?;
-        check_pair(&weights, &state)?;
-        let (sgd, train_state) = read_state_v1(&state)?;
-        (model, sgd, train_state)
+        let weights_file = File::read_weights(path)?;
+        let (plan, weights) = read_weights(&weights_file, kind, image_size)?;
+        check_pair(&weights_file, &state)?;
+        let (sgd, train_state) = read_state_v1(&state, kind)?;
+        (plan, weights, sgd, train_state)
     };
     validate(&state, &sgd, &train_state)?;
-    Ok((model, sgd, train_state))
+    Ok((plan, weights, sgd, train_state))
 }
-// ANCHOR_END: load
 
 /// Both files of a format-1 pair carry the same run id, step and image size.
 fn check_pair(weights: &File, state: &File) -> Result<(), CheckpointError> {
@@ -436,40 +534,43 @@ fn mismatch(weights: &File, state: &File, why: String) -> CheckpointError {
     CheckpointError::Mismatch { state: state.path.clone(), weights: weights.path.clone(), why }
 }
 
-/// PyTorch's names and shapes of the parameters for `h` x `w` images, each name after `prefix`.
-fn expected(h: usize, w: usize, prefix: &str) -> Vec<(String, Vec<usize>)> {
-    state_dict_shapes(h, w).into_iter().map(|(name, shape)| (format!("{prefix}{name}"), shape)).collect()
+/// PyTorch's names and shapes of the parameters of `plan`, each name after `prefix`.
+fn expected(plan: &Plan, prefix: &str) -> Vec<(String, Vec<usize>)> {
+    plan.param_names()
+        .into_iter()
+        .zip(plan.torch_shapes())
+        .map(|(name, shape)| (format!("{prefix}{name}"), shape))
+        .collect()
 }
 
-fn read_weights(file: &File, image_size: Option<(usize, usize)>) -> Result<CatDogCnn, CheckpointError> {
-    let (h, w) = file.image_size(image_size)?;
-    let names = expected(h, w, "");
+/// The plan of the file's network and its weights, in table order and our layout.
+fn read_weights(
+    file: &File,
+    kind: Kind,
+    image_size: Option<(usize, usize)>,
+) -> Result<(Plan, Vec<Tensor>), CheckpointError> {
+    let plan = file.plan(kind, image_size)?;
+    let names = expected(&plan, "");
     file.only(&names)?;
-    network(h, w, file.tensors(&names)?)
-}
-
-fn network(h: usize, w: usize, tensors: Vec<Tensor>) -> Result<CatDogCnn, CheckpointError> {
-    let mut model = CatDogCnn::new(h, w, 0);
-    for (param, tensor) in model.params_mut().into_iter().zip(tensors) {
-        param.value = tensor;
-    }
-    Ok(model)
+    let weights = file.tensors(&names)?;
+    Ok((plan, weights))
 }
 
 /// A format-2 state file: the weights, the velocities and the [`RunRecord`].
 fn read_checkpoint(
     file: &File,
+    kind: Kind,
     image_size: Option<(usize, usize)>,
-) -> Result<(CatDogCnn, Sgd, TrainState), CheckpointError> {
-    let (h, w) = file.image_size(image_size)?;
+) -> Result<(Plan, Vec<Tensor>, Sgd, TrainState), CheckpointError> {
+    let plan = file.plan(kind, image_size)?;
     let text = file.meta("training_state")?;
     let record: RunRecord =
         serde_json::from_str(text).map_err(|e| file.metadata_error(format!("`training_state`: {e}")))?;
-    let (weights, velocities) = (expected(h, w, ""), expected(h, w, VELOCITY_PREFIX));
+    let (weights, velocities) = (expected(&plan, ""), expected(&plan, VELOCITY_PREFIX));
     let allowed: Vec<_> =
         weights.iter().chain(if record.velocities { &velocities[..] } else { &[] }).cloned().collect();
     file.only(&allowed)?;
-    let model = network(h, w, file.tensors(&weights)?)?;
+    let weights = file.tensors(&weights)?;
     let mut sgd = Sgd::new(record.lr, record.momentum);
     if record.velocities {
         sgd.set_velocity(file.tensors(&velocities)?);
@@ -496,16 +597,16 @@ fn read_checkpoint(
         current_seconds: record.epoch_seconds,
         history: record.history,
     };
-    Ok((model, sgd, state))
+    Ok((plan, weights, sgd, state))
 }
 
 /// A format-1 state file: the velocities under the parameters' names, the state as one
 /// metadata string per value.
-fn read_state_v1(file: &File) -> Result<(Sgd, TrainState), CheckpointError> {
-    let (h, w) = file.image_size(None)?;
+fn read_state_v1(file: &File, kind: Kind) -> Result<(Sgd, TrainState), CheckpointError> {
+    let plan = file.plan(kind, None)?;
     let mut sgd = Sgd::new(file.parse("lr")?, file.parse("momentum")?);
     if file.parse::<bool>("velocities")? {
-        let names = expected(h, w, "");
+        let names = expected(&plan, "");
         file.only(&names)?;
         sgd.set_velocity(file.tensors(&names)?);
     } else {
@@ -663,30 +764,47 @@ impl File {
         text.parse().map_err(|_| self.metadata_error(format!("`{key}` = {text:?} is not a valid value")))
     }
 
+    /// The plan of `kind`'s network for the image size the file was saved for.
+    fn plan(&self, kind: Kind, expected: Option<(usize, usize)>) -> Result<Plan, CheckpointError> {
+        let (h, w) = self.image_size(kind, expected)?;
+        Ok(Plan::new(kind.table, h, w, kind.channels))
+    }
+
     // ANCHOR: image_size
-    /// The image size the file was saved for, checked against `expected` when given.
-    fn image_size(&self, expected: Option<(usize, usize)>) -> Result<(usize, usize), CheckpointError> {
+    /// The image size the file was saved for, checked against `expected` when given. A file
+    /// without our metadata (PyTorch's) tells it by its first linear layer, which takes
+    /// `cell * (h/s) * (w/s)` inputs, `s` being 2^pools (8 for the cat/dog network) and `cell`
+    /// the features of one `s` x `s` square (128 for it: `fc1.weight` is `[128, 128 * h/8 * w/8]`).
+    fn image_size(&self, kind: Kind, expected: Option<(usize, usize)>) -> Result<(usize, usize), CheckpointError> {
+        let s = 1usize << kind.table.iter().filter(|l| matches!(l, Layer::MaxPool2d { .. })).count();
         let found = if self.meta.contains_key("image_height") || self.meta.contains_key("image_width") {
             (self.parse("image_height")?, self.parse("image_width")?)
         } else {
-            // A file without our metadata: fc1.weight is [128, 128 * (h/8) * (w/8)].
-            let fc1 = self.info("fc1.weight", &[128, 0])?;
-            let in_features = fc1.shape[1];
+            let first_linear =
+                Plan::new(kind.table, s, s, kind.channels).steps().iter().find_map(|step| match step.op {
+                    StepOp::Linear(l) => Some((format!("{}.weight", step.name), l)),
+                    _ => None,
+                });
+            let Some((name, linear)) = first_linear else {
+                return Err(self.metadata_error("no image size (`image_height`, `image_width`)".into()));
+            };
+            let (out, cell) = (linear.out_features, linear.in_features);
+            let in_features = self.info(&name, &[out, 0])?.shape[1];
             match expected {
-                Some((h, w)) if (h / 8).checked_mul(w / 8).and_then(|c| c.checked_mul(128)) == Some(in_features) => {
+                Some((h, w)) if (h / s).checked_mul(w / s).and_then(|c| c.checked_mul(cell)) == Some(in_features) => {
                     (h, w)
                 }
-                _ => square_side(in_features).map(|side| (side, side)).ok_or_else(|| {
+                _ => square_side(in_features, cell, s).map(|side| (side, side)).ok_or_else(|| {
                     self.metadata_error(format!(
-                        "no image size, and fc1.weight [128, {in_features}] is not the layer of a square image"
+                        "no image size, and {name} [{out}, {in_features}] is not the layer of a square image"
                     ))
                 })?,
             }
         };
-        let valid = |side: usize| side > 0 && side <= MAX_SIDE && side.is_multiple_of(8);
+        let valid = |side: usize| side > 0 && side <= MAX_SIDE && side.is_multiple_of(s);
         if !valid(found.0) || !valid(found.1) {
             return Err(self.metadata_error(format!(
-                "image size {}x{}: sides must be multiples of 8 up to {MAX_SIDE}",
+                "image size {}x{}: sides must be multiples of {s} up to {MAX_SIDE}",
                 found.0, found.1
             )));
         }
@@ -760,14 +878,15 @@ impl File {
     // ANCHOR_END: read_tensors
 }
 
-/// The side `s` of a square image whose `fc1` takes `in_features = 128 * (s/8)^2` inputs.
-fn square_side(in_features: usize) -> Option<usize> {
-    if in_features == 0 || !in_features.is_multiple_of(128) {
+/// The side of a square image whose first linear layer takes `in_features = cell * (side/s)^2`
+/// inputs.
+fn square_side(in_features: usize, cell: usize, s: usize) -> Option<usize> {
+    if in_features == 0 || cell == 0 || !in_features.is_multiple_of(cell) {
         return None;
     }
-    let cells = in_features / 128;
+    let cells = in_features / cell;
     let root = cells.isqrt();
-    (root * root == cells).then_some(8 * root)
+    (root * root == cells).then(|| s.checked_mul(root)).flatten()
 }
 
 /// A safetensors error in words a reader of the message can act on.

@@ -8,11 +8,12 @@ mod common;
 
 use common::rand_vec;
 use simd_cnn::checkpoint::{
-    self, CheckpointError, checksum, encode, load, load_weights, save, save_with, state_dict_shapes, state_path,
+    self, CheckpointError, checksum, encode, load, load_network, load_weights, load_weights_network, save,
+    save_network, save_with, state_dict_shapes, state_path,
 };
 use simd_cnn::files::{Fault, Step};
 use simd_cnn::kernels::Kernels;
-use simd_cnn::model::CatDogCnn;
+use simd_cnn::model::{CatDogCnn, Layer, Network};
 use simd_cnn::tensor::Tensor;
 use simd_cnn::tensor::layout::hwio_to_oihw;
 use simd_cnn::train::{LrSchedule, Sgd};
@@ -886,4 +887,103 @@ fn a_checkpoint_history_draws() {
     let svg_path = dir.path().join("curves.svg");
     training_curves(&state.history, &svg_path).unwrap();
     assert_eq!(polylines(&std::fs::read_to_string(&svg_path).unwrap(), "#0072B2"), vec![5, 2, 5, 2]);
+}
+
+// ------------------------------------------------------------------- any network, from its table
+
+// ANCHOR: four_convs_64
+/// A network that is not the book's, written as a table and nothing else: four convolutions on
+/// 64x64 photos. No line of the crate was written for it.
+const FOUR_CONVS_64: [Layer; 16] = [
+    Layer::Conv2d { name: "conv1", c_out: 8 },
+    Layer::ReLU,
+    Layer::MaxPool2d { name: "pool1" }, // 32x32
+    Layer::Conv2d { name: "conv2", c_out: 16 },
+    Layer::ReLU,
+    Layer::MaxPool2d { name: "pool2" }, // 16x16
+    Layer::Conv2d { name: "conv3", c_out: 32 },
+    Layer::ReLU,
+    Layer::MaxPool2d { name: "pool3" }, // 8x8
+    Layer::Conv2d { name: "conv4", c_out: 32 },
+    Layer::ReLU,
+    Layer::MaxPool2d { name: "pool4" }, // 4x4x32
+    Layer::Flatten,
+    Layer::Linear { name: "fc1", out_features: 32 },
+    Layer::ReLU,
+    Layer::Linear { name: "fc2", out_features: 1 },
+];
+// ANCHOR_END: four_convs_64
+
+fn assert_same_tensors(what: &str, a: &[&Tensor], b: &[&Tensor]) {
+    assert_eq!(a.len(), b.len(), "{what}: number of tensors");
+    for (i, (ta, tb)) in a.iter().zip(b).enumerate() {
+        assert_eq!(ta.shape(), tb.shape(), "{what} {i}: shape");
+        assert!(bits(ta) == bits(tb), "{what} {i}: values differ");
+    }
+}
+
+#[test]
+fn a_network_from_a_table_alone_makes_the_round_trip() {
+    let k = Kernels::best().unwrap();
+    let mut net = Network::new(&FOUR_CONVS_64, 64, 64, 3, 3);
+    let mut sgd = Sgd::new(0.01, 0.9);
+    let mut state = TrainState::new(3, HYPER);
+    for seed in 0..2 {
+        let (x, labels) = batch(64, 64, seed);
+        let stats = net.forward_backward(k, &x, &labels);
+        sgd.step(k, &mut net.params_mut());
+        state.record_batch(stats, labels.len());
+    }
+    let dir = tempdir();
+    let path = dir.path().join("four.safetensors");
+    save_network(&path, &net, &sgd, &state).unwrap();
+
+    // The files hold the table's parameters under PyTorch's names and shapes, and say so.
+    let bytes = std::fs::read(&path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let plan = net.plan().clone();
+    assert_eq!(file.names().len(), 12, "four convolutions and two linear layers");
+    for (name, shape) in plan.param_names().iter().zip(plan.torch_shapes()) {
+        assert_eq!(file.tensor(name).unwrap().shape(), &shape[..], "{name}");
+    }
+    assert_eq!(file.tensor("conv4.weight").unwrap().shape(), &[32, 32, 3, 3]);
+    assert_eq!(file.tensor("fc1.weight").unwrap().shape(), &[32, 4 * 4 * 32]);
+    let description = &metadata(&path)["description"];
+    assert!(description.contains("conv4 32->32") && description.contains("[n, 3, 64, 64]"), "{description}");
+
+    // Everything comes back, bit for bit, and computes what it computed.
+    let (mut back, sgd_back, state_back) = load_network(&path, &FOUR_CONVS_64, 3, Some((64, 64))).unwrap();
+    assert_eq!(back.plan(), &plan);
+    let values = |n: &Network| n.params().into_iter().map(|p| p.value.clone()).collect::<Vec<_>>();
+    fn refs(v: &[Tensor]) -> Vec<&Tensor> {
+        v.iter().collect()
+    }
+    assert_same_tensors("weight", &refs(&values(&net)), &refs(&values(&back)));
+    assert_same_tensors("velocity", &refs(sgd.velocity()), &refs(sgd_back.velocity()));
+    assert_eq!((sgd_back.lr, sgd_back.momentum), (sgd.lr, sgd.momentum));
+    assert_eq!(state_back, state);
+    let (x, _) = batch(64, 64, 9);
+    let logits: Vec<u32> = net.forward(k, &x).iter().map(|v| v.to_bits()).collect();
+    let logits_back: Vec<u32> = back.forward(k, &x).iter().map(|v| v.to_bits()).collect();
+    assert_eq!(logits, logits_back);
+
+    // The weights file alone, and the same weights as PyTorch saves them (no image size in the
+    // metadata: the size is read off fc1, as for the book's network).
+    let weights = load_weights_network(&path, &FOUR_CONVS_64, 3, None).unwrap();
+    assert_same_tensors("weights file", &refs(&values(&net)), &refs(&values(&weights)));
+    let names = plan.param_names();
+    let torch: Vec<(&str, Tensor)> = names
+        .iter()
+        .zip(values(&net))
+        .map(|(name, t)| (name.as_str(), if t.shape().len() == 4 { hwio_to_oihw(&t) } else { t }))
+        .collect();
+    let torch_path = dir.path().join("from_torch.safetensors");
+    write_with_reference_writer(&torch_path, &torch, &[]);
+    let from_torch = load_weights_network(&torch_path, &FOUR_CONVS_64, 3, None).unwrap();
+    assert_eq!(from_torch.plan(), &plan);
+    assert_same_tensors("PyTorch's file", &refs(&values(&net)), &refs(&values(&from_torch)));
+
+    // The book's network is not this one: its loader refuses the file, naming a tensor.
+    let e = error_of(load_weights(&path, None), &path);
+    assert!(matches!(e, CheckpointError::Shape { .. } | CheckpointError::UnexpectedTensor { .. }), "{e}");
 }
