@@ -1,4 +1,6 @@
-//! Chapter 9: checkpoints of the cat/dog network.
+//! Chapter 9: checkpoints of the cat/dog network, and of any network written as a layer table
+//! ([`save_network`], [`load_network`]): every name, shape and description in the files comes
+//! from the network's table.
 //!
 //! A checkpoint is two [safetensors] files side by side:
 //!
