@@ -103,7 +103,7 @@ pub enum CheckpointError {
     Corrupt { path: PathBuf, why: String },
     #[error("{}: tensor `{name}` is missing", path.display())]
     MissingTensor { path: PathBuf, name: String },
-    #[error("{}: unexpected tensor `{name}` (the cat/dog network has no such parameter)", path.display())]
+    #[error("{}: unexpected tensor `{name}` (the network has no such parameter)", path.display())]
     UnexpectedTensor { path: PathBuf, name: String },
     #[error("{}: `{name}` has shape {found:?}, expected {expected:?}", path.display())]
     Shape { path: PathBuf, name: String, found: Vec<usize>, expected: Vec<usize> },
