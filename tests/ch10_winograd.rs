@@ -1,0 +1,135 @@
+//! Chapter 10: the Winograd convolutions of every instruction set this CPU has, F(2x2, 3x3) and
+//! F(4x4, 3x3), against the scalar direct convolution on shapes chosen to break them (heights and
+//! widths that are not a multiple of the tile, 1 to 5 and 17 channels, batches of one), with the
+//! tolerance chapter 10 derives; and the whole network's gradient by finite differences on the
+//! Winograd path.
+mod common;
+
+use common::{check_directions, rand_vec};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use simd_cnn::kernels::{ConvAlgorithm, Conv2dShape, Isa, Kernels, WinogradSize};
+use simd_cnn::model::CatDogCnn;
+use simd_cnn::reference;
+use simd_cnn::tensor::Tensor;
+
+const SIZES: [WinogradSize; 2] = [WinogradSize::F2, WinogradSize::F4];
+
+// ANCHOR: tolerance
+/// The tolerance of chapter 10, in units of the scale of each output (below): the worst-case
+/// growth of one tile's rounding error, `(8/3)^2 ~ 7` for F(2x2) and `16^2 = 256` for F(4x4),
+/// times a rounding per stage (two input transforms, the filter, the product, two output
+/// transforms) and per added channel, times f32's unit roundoff `2^-24`.
+fn tolerance(size: WinogradSize, c_in: usize) -> f32 {
+    let growth = match size {
+        WinogradSize::F2 => (8.0f32 / 3.0).powi(2),
+        WinogradSize::F4 => 16.0f32.powi(2),
+    };
+    growth * (6 + c_in) as f32 * f32::EPSILON / 2.0
+}
+// ANCHOR_END: tolerance
+
+// ANCHOR: scale
+/// The scale of each output: `|bias| + sum |x| |w|` over the 9 taps and the channels it reads
+/// (the scalar convolution of the absolute values), plus the mean of that over the tensor. The
+/// first term bounds a direct convolution's rounding; Winograd's reads the whole `A x A` patch of
+/// every channel, whose size the mean stands in for where the 9 taps happen to be small.
+fn scale(abs_conv: &[f32]) -> Vec<f32> {
+    let mean = abs_conv.iter().map(|&v| v as f64).sum::<f64>() / abs_conv.len().max(1) as f64;
+    abs_conv.iter().map(|&v| v + mean as f32).collect()
+}
+// ANCHOR_END: scale
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+/// `got` against `want` within `tol * scale`; a NaN anywhere fails.
+fn within(what: &str, got: &[f32], want: &[f32], scale: &[f32], tol: f32) -> Result<(), TestCaseError> {
+    let mut worst: Option<(usize, f32)> = None;
+    for (i, ((&g, &w), &s)) in got.iter().zip(want).zip(scale).enumerate() {
+        let err = (g - w).abs() / s.max(f32::MIN_POSITIVE);
+        if (err.is_nan() || err > tol) && worst.is_none_or(|(_, e)| err > e || err.is_nan()) {
+            worst = Some((i, err));
+        }
+    }
+    match worst {
+        None => Ok(()),
+        Some((i, err)) => Err(TestCaseError::fail(format!(
+            "{what}: element {i}: got {} want {}, error {err:e} of its scale, tolerance {tol:e}",
+            got[i], want[i]
+        ))),
+    }
+}
+
+/// Runs `check` on `cases` generated inputs for both tiles of every instruction set with
+/// Winograd kernels here.
+fn for_each_winograd<T: std::fmt::Debug>(
+    cases: u32,
+    strategy: impl Strategy<Value = T> + Clone,
+    check: impl Fn(&Kernels, WinogradSize, &T) -> Result<(), TestCaseError>,
+) {
+    common::for_each_isa(|k| {
+        if k.isa() == Isa::Scalar {
+            return;
+        }
+        for size in SIZES {
+            let wk = Kernels::winograd_everywhere(k.isa(), size).unwrap();
+            let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+            if let Err(e) = runner.run(&strategy.clone(), |input| check(wk, size, &input)) {
+                panic!("{} {size:?}: {e}", k.isa());
+            }
+        }
+    });
+}
+
+const EDGES: [usize; 10] = [1, 2, 3, 4, 5, 6, 7, 9, 13, 17];
+const CHANNELS: [usize; 8] = [1, 2, 3, 5, 16, 17, 32, 33];
+
+fn conv_shapes() -> impl Strategy<Value = (Conv2dShape, u64)> + Clone {
+    (
+        1..=2usize,
+        prop::sample::select(&EDGES[..]),
+        prop::sample::select(&EDGES[..]),
+        prop::sample::select(&CHANNELS[..]),
+        prop::sample::select(&CHANNELS[..]),
+        any::<u64>(),
+    )
+        .prop_map(|(n, h, w, c_in, c_out, seed)| (Conv2dShape { n, h, w, c_in, c_out }, seed))
+}
+
+// ANCHOR: forward_test
+#[test]
+fn winograd_forward_matches_scalar() {
+    let scalar = Kernels::scalar();
+    for_each_winograd(40, conv_shapes(), |k, size, &(s, seed)| {
+        let (x, w, b) =
+            (rand_vec(s.input_len(), seed), rand_vec(s.weight_len(), seed ^ 1), rand_vec(s.c_out, seed ^ 2));
+        let mut abs_conv = vec![0.0; s.output_len()];
+        scalar.conv2d_forward(&s, &abs(&x), &abs(&w), &abs(&b), &mut abs_conv, false);
+        let scale = scale(&abs_conv);
+        for relu in [false, true] {
+            // NaN sentinels: an output the kernel forgets to write fails the comparison.
+            let (mut got, mut want) = (vec![f32::NAN; s.output_len()], vec![0.0; s.output_len()]);
+            k.conv2d_forward(&s, &x, &w, &b, &mut got, relu);
+            scalar.conv2d_forward(&s, &x, &w, &b, &mut want, relu);
+            within(&format!("forward {s:?} relu {relu}"), &got, &want, &scale, tolerance(size, s.c_in))?;
+        }
+        Ok(())
+    });
+}
+// ANCHOR_END: forward_test
+
+#[test]
+fn winograd_backward_input_matches_scalar() {
+    let scalar = Kernels::scalar();
+    for_each_winograd(40, conv_shapes(), |k, size, &(s, seed)| {
+        let (g, w) = (rand_vec(s.output_len(), seed), rand_vec(s.weight_len(), seed ^ 1));
+        let mut abs_conv = vec![0.0; s.input_len()];
+        scalar.conv2d_backward_input(&s, &abs(&g), &abs(&w), &mut abs_conv);
+        let (mut got, mut want) = (vec![f32::NAN; s.input_len()], vec![0.0; s.input_len()]);
+        k.conv2d_backward_input(&s, &g, &w, &mut got);
+        scalar.conv2d_backward_input(&s, &g, &w, &mut want);
+        within(&format!("backward_input {s:?}"), &got, &want, &scale(&abs_conv), tolerance(size, s.c_out))
+    });
+}
