@@ -35,7 +35,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use simd_cnn::bench::staircase::{StaircaseOp, measure_staircase, staircase_ops};
 use simd_cnn::bench::{
     Machine, MachineCpu, Measurement, Op, OpKind, Peak, Record, Report, TimingSettings, filter_ops, fmt_percent,
-    fmt_rate, isa_label, measure_op, measure_peak, report_ops,
+    fmt_rate, isa_label, measure_op, measure_peak, measure_winograd_op, report_ops, winograd_markdown, winograd_ops,
 };
 use simd_cnn::data::download::write_atomic;
 use simd_cnn::kernels::Isa;
@@ -91,7 +91,8 @@ fn run(args: &Args) -> Result<(), String> {
         return run_staircase(args);
     }
     let ops = filter_ops(report_ops(), args.only.as_deref());
-    if ops.is_empty() {
+    let winograd = filter_ops(winograd_ops(), args.only.as_deref());
+    if ops.is_empty() && winograd.is_empty() {
         let names: Vec<String> = report_ops().into_iter().map(|op| op.name).collect();
         return Err(format!(
             "no op name contains '{}'; the ops are: {}",
@@ -114,7 +115,7 @@ fn run(args: &Args) -> Result<(), String> {
     warn_if_busy();
 
     let settings = TimingSettings { min_run_seconds: args.min_run_seconds, runs: args.runs as usize };
-    let bar = ProgressBar::new((isas.len() * (ops.len() + 1)) as u64);
+    let bar = ProgressBar::new((isas.len() * (ops.len() + winograd.len() + 1)) as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {msg}").expect("the template is valid"),
     );
@@ -132,10 +133,18 @@ fn run(args: &Args) -> Result<(), String> {
             bar.inc(1);
         }
     }
+    // Chapter 10: the Winograd records, for every instruction set that has Winograd kernels.
+    for op in &winograd {
+        for &isa in isas.iter().filter(|&&isa| isa != Isa::Scalar) {
+            bar.set_message(format!("{} {isa}", op.name));
+            measurements.push(measure_winograd_op(op, isa, &settings).map_err(|e| e.to_string())?);
+            bar.inc(1);
+        }
+    }
     bar.finish_and_clear();
 
     let report = Report::new(Machine::detect(), peaks, measurements);
-    let markdown = report.to_markdown();
+    let markdown = report.to_markdown() + &winograd_markdown(&report);
     println!("{markdown}");
     let json = serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())? + "\n";
     write_file(&args.json_out, json.as_bytes())?;

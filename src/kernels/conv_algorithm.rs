@@ -38,7 +38,7 @@ pub const WINOGRAD_MIN_CHANNELS: usize = 16;
 // ANCHOR_END: conv_algorithm
 
 /// Whether the Winograd table takes F(4x4, 3x3) for a convolution of `c_in` input channels.
-pub(crate) fn winograd_pays(c_in: usize) -> bool {
+pub fn winograd_pays(c_in: usize) -> bool {
     c_in >= WINOGRAD_MIN_CHANNELS
 }
 
@@ -70,6 +70,17 @@ impl ConvAlgorithm {
         match self {
             ConvAlgorithm::Direct => "direct",
             ConvAlgorithm::Winograd => "winograd",
+        }
+    }
+}
+
+impl ConvAlgorithm {
+    /// Whether this build has the algorithm's kernels for some instruction set (Winograd's come
+    /// with chapter 10 on x86-64).
+    pub fn is_compiled(self) -> bool {
+        match self {
+            ConvAlgorithm::Direct => true,
+            ConvAlgorithm::Winograd => Isa::ALL.into_iter().any(|isa| winograd_tables(isa).is_some()),
         }
     }
 }

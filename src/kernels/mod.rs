@@ -26,7 +26,7 @@ pub(crate) mod simd;
 #[cfg(all(target_arch = "x86_64", feature = "ch4"))]
 pub(crate) mod x86;
 
-pub use conv_algorithm::{ConvAlgorithm, ConvAlgorithmError, WINOGRAD_MIN_CHANNELS, WinogradSize};
+pub use conv_algorithm::{ConvAlgorithm, ConvAlgorithmError, WINOGRAD_MIN_CHANNELS, WinogradSize, winograd_pays};
 pub use isa::{Isa, IsaError, MAX_ISA_ENV};
 pub use shapes::{Conv2dShape, LinearShape, Pool2dShape};
 pub use table::Kernels;

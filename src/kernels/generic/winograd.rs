@@ -219,6 +219,9 @@ pub(crate) fn conv2d_backward_input<S: SimdF32, T: WinogradTile, const R: usize,
 }
 // ANCHOR_END: winograd_entry
 
+/// How many tiles ahead the input transform asks for its patches.
+const PREFETCH_AHEAD: usize = 2;
+
 /// How much of L2 one block's transformed input and products may take.
 const BLOCK_BYTES: usize = 512 * 1024;
 
@@ -279,6 +282,11 @@ fn winograd<S: SimdF32, T: WinogradTile, const R: usize, const COV: usize>(
     while t0 < tiles {
         let count = block.min(tiles - t0);
         for t in 0..count {
+            // The patches are read from memory, six image rows apart: ask for the next-but-one
+            // tile's while this one is transformed.
+            if t0 + t + PREFETCH_AHEAD < tiles {
+                plan.prefetch_patch::<S, T>(s, input.as_ptr(), t0 + t + PREFETCH_AHEAD);
+            }
             // SAFETY: tile t0 + t < tiles is inside the batch; t < block.
             unsafe { plan.input_tile::<S, T>(s, input.as_ptr(), v.as_mut_ptr(), t0 + t, t) };
         }
@@ -302,6 +310,26 @@ impl Plan {
         (img, rest / self.tiles_x * T::M, rest % self.tiles_x * T::M)
     }
 
+    /// Asks for the input pixels of global tile `g`'s patch that the tile before it did not read
+    /// (its last `M` columns, or all `A` for the first of a row) to be brought into L1.
+    #[inline(always)]
+    fn prefetch_patch<S: SimdF32, T: WinogradTile>(&self, s: S, src: *const f32, g: usize) {
+        let Plan { h, w, c_in, .. } = *self;
+        let (img, y0, x0) = self.origin::<T>(g);
+        let first_col = if x0 == 0 { 0 } else { 2 };
+        for i in 0..T::A {
+            let Some(iy) = (y0 + i).checked_sub(1).filter(|&iy| iy < h) else { continue };
+            for j in first_col..T::A {
+                let Some(ix) = (x0 + j).checked_sub(1).filter(|&ix| ix < w) else { continue };
+                let pixel = ((img * h + iy) * w + ix) * c_in;
+                for c in (0..c_in).step_by(16) {
+                    // A hint: it never faults, and the address is inside the input anyway.
+                    s.prefetch(src.wrapping_add(pixel + c));
+                }
+            }
+        }
+    }
+
     // ANCHOR: input_tile
     /// `V[p, t, ..] = (Bt d B)[p]` for every input-channel vector of global tile `g`, slot `t`.
     ///
@@ -315,8 +343,10 @@ impl Plan {
         let (img, y0, x0) = self.origin::<T>(g);
         // The patch's rows and columns y0 - 1 .. y0 - 1 + A that are inside the image.
         let inside = |o: usize, i: usize, len: usize| (o + i).checked_sub(1).filter(|&p| p < len);
-        let rows: [Option<usize>; 6] = std::array::from_fn(|i| if i < a { inside(y0, i, h) } else { None });
-        let cols: [Option<usize>; 6] = std::array::from_fn(|i| if i < a { inside(x0, i, w) } else { None });
+        let (mut rows, mut cols) = ([None; 6], [None; 6]);
+        for i in 0..a {
+            (rows[i], cols[i]) = (inside(y0, i, h), inside(x0, i, w));
+        }
         let mut ci = 0;
         while ci < c_in {
             let lanes = c_in - ci;
@@ -331,10 +361,19 @@ impl Plan {
                     *dyx = unsafe { s.load_n(src.add(((img * h + iy) * w + ix) * c_in + ci), lanes) };
                 }
             }
-            // Bt along each row, then Bt down each column.
-            let rows_t: [[S::V; 6]; 6] = std::array::from_fn(|y| T::input(s, d[y]));
+            // Bt along each row, then Bt down each column. (Plain loops: a closure passed to
+            // `array::from_fn` may not be inlined, and a vector crossing that call leaves its
+            // register.)
+            let mut rows_t = [[s.zero(); 6]; 6];
+            for y in 0..a {
+                rows_t[y] = T::input(s, d[y]);
+            }
             for x in 0..a {
-                let col = T::input(s, std::array::from_fn(|y| rows_t[y][x]));
+                let mut line = [s.zero(); 6];
+                for y in 0..a {
+                    line[y] = rows_t[y][x];
+                }
+                let col = T::input(s, line);
                 for (i, &val) in col.iter().take(a).enumerate() {
                     // SAFETY: point (i, x) < A*A, slot t < block, ci < c_in_p.
                     unsafe { s.store(v.add(((i * a + x) * block + t) * c_in_p + ci), val) };
@@ -402,7 +441,10 @@ impl Plan {
         // SAFETY: the caller's contract.
         unsafe {
             for ci in 0..c_in {
-                let uv: [S::V; C] = std::array::from_fn(|j| s.load(u.add(ci * c_out_p + j * lanes)));
+                let mut uv = [s.zero(); C];
+                for j in 0..C {
+                    uv[j] = s.load(u.add(ci * c_out_p + j * lanes));
+                }
                 for (r, acc_r) in acc.iter_mut().enumerate() {
                     let x = s.splat(*v.add(r * c_in_p + ci));
                     for (a, &uj) in acc_r.iter_mut().zip(&uv) {
@@ -449,20 +491,21 @@ impl Plan {
             // SAFETY: co < c_out_p, so the bias vector is inside `bias`.
             let b = unsafe { s.load(bias.as_ptr().add(co)) };
             // At along each row of the A x A products, then At down each of the M columns.
-            let rows_t: [[S::V; 4]; 6] = std::array::from_fn(|i| {
-                if i >= a {
-                    return [s.zero(); 4];
+            let mut rows_t = [[s.zero(); 4]; 6];
+            for i in 0..a {
+                let mut line = [s.zero(); 6];
+                for k in 0..a {
+                    // SAFETY: point (i, k) < A*A, slot t < block, co < c_out_p.
+                    line[k] = unsafe { s.load(m.add(((i * a + k) * block + t) * c_out_p + co)) };
                 }
-                // SAFETY: point (i, k) < A*A, slot t < block, co < c_out_p.
-                T::output(
-                    s,
-                    std::array::from_fn(|k| unsafe {
-                        if k < a { s.load(m.add(((i * a + k) * block + t) * c_out_p + co)) } else { s.zero() }
-                    }),
-                )
-            });
+                rows_t[i] = T::output(s, line);
+            }
             for x in 0..cols {
-                let col = T::output(s, std::array::from_fn(|i| rows_t[i][x]));
+                let mut line = [s.zero(); 6];
+                for i in 0..a {
+                    line[i] = rows_t[i][x];
+                }
+                let col = T::output(s, line);
                 for (y, &val) in col.iter().take(rows).enumerate() {
                     let out = s.max(floor, s.add(val, b));
                     // SAFETY: pixel (img, y0 + y, x0 + x) is inside the image (y < rows,
