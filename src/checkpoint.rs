@@ -36,6 +36,7 @@
 //!
 //! [safetensors]: https://github.com/huggingface/safetensors
 
+use crate::kernels::{ConvAlgorithm, ConvAlgorithmError};
 use crate::files::{self, Fault, Step, sha256_hex};
 use crate::model::{CATDOG, CATDOG_CHANNELS, CatDogCnn, Plan, StepStats};
 use crate::tensor::Tensor;
@@ -134,6 +135,8 @@ pub struct Hyperparameters {
     pub schedule: LrSchedule,
     /// Only this many images of the data set (a seeded choice), if set.
     pub limit: Option<usize>,
+    /// How the convolutions are computed (chapter 10); a resumed run keeps it.
+    pub conv: ConvAlgorithm,
 }
 
 /// What one epoch measured.
@@ -354,6 +357,9 @@ struct RunRecord {
     base_lr: f32,
     schedule: String,
     limit: Option<usize>,
+    /// `direct` or `winograd`; absent (direct) in the records of earlier versions.
+    #[serde(default)]
+    conv: String,
     /// The position: epochs done, batches done in the next one.
     epoch: usize,
     batch: usize,
@@ -382,6 +388,7 @@ impl RunRecord {
             base_lr: h.base_lr,
             schedule: h.schedule.to_string(),
             limit: h.limit,
+            conv: h.conv.to_string(),
             epoch: state.epoch,
             batch: state.batch,
             epoch_loss_sum,
@@ -598,6 +605,10 @@ fn read_checkpoint(
             epochs: record.epochs,
             base_lr: record.base_lr,
             schedule,
+            conv: match record.conv.as_str() {
+                "" => ConvAlgorithm::Direct,
+                name => name.parse().map_err(|e: ConvAlgorithmError| file.metadata_error(e.to_string()))?,
+            },
             limit: record.limit,
         },
         epoch: record.epoch,
@@ -634,6 +645,7 @@ fn read_state_v1(file: &File) -> Result<(Sgd, TrainState), CheckpointError> {
         base_lr: file.parse("base_lr")?,
         schedule,
         limit,
+        conv: ConvAlgorithm::Direct,
     };
     let run = file.meta("run")?;
     let history: Vec<EpochMetrics> =

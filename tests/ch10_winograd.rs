@@ -133,3 +133,58 @@ fn winograd_backward_input_matches_scalar() {
         within(&format!("backward_input {s:?}"), &got, &want, &scale(&abs_conv), tolerance(size, s.c_out))
     });
 }
+
+// ANCHOR: whole_cnn
+/// The whole network's gradient on the Winograd path by finite differences: on 16x16 images conv2
+/// (8x8, four tiles) and conv3 (4x4, one tile) take F(4x4) forward and backward-input, conv1 stays
+/// direct.
+#[test]
+fn the_whole_cnn_backward_on_winograd_matches_finite_differences() {
+    common::for_each_isa(|k| {
+        if k.isa() == Isa::Scalar {
+            return;
+        }
+        let k = Kernels::for_isa_with(k.isa(), ConvAlgorithm::Winograd).unwrap();
+        assert_eq!(k.conv_algorithm(), ConvAlgorithm::Winograd);
+        let mut net = CatDogCnn::new(16, 16, 17);
+        let x: Vec<f32> = rand_vec(2 * 16 * 16 * 3, 18).iter().map(|v| v * 0.5 + 0.5).collect();
+        let labels = [0.0, 1.0];
+        net.forward_backward(k, &x, &labels);
+        for (p, name) in CatDogCnn::PARAM_NAMES.iter().enumerate() {
+            let (grad, values) = (net.params()[p].grad.as_slice().to_vec(), net.params()[p].value.as_slice().to_vec());
+            let mut probe = net.clone();
+            check_directions(&format!("winograd cnn {name} ({})", k.isa()), &grad, &values, 19 + p as u64, |v| {
+                probe.params_mut()[p].value.as_mut_slice().copy_from_slice(v);
+                let logits = Tensor::from_slice(&[2], probe.forward(k, &x));
+                reference::bce_with_logits(&logits, &labels).0
+            })
+            .unwrap();
+        }
+    });
+}
+// ANCHOR_END: whole_cnn
+
+/// The Winograd table is a choice of the convolutions only: conv1's 3 channels stay direct,
+/// the scalar instruction set has no Winograd table, and the names parse.
+#[test]
+fn the_winograd_table_falls_back_and_refuses_clearly() {
+    assert_eq!(Kernels::scalar().conv_algorithm(), ConvAlgorithm::Direct);
+    let err = Kernels::for_isa_with(Isa::Scalar, ConvAlgorithm::Winograd).unwrap_err().to_string();
+    assert!(err.contains("Winograd") && !err.contains('\n'), "{err}");
+    assert_eq!("winograd".parse::<ConvAlgorithm>().unwrap(), ConvAlgorithm::Winograd);
+    assert!("fft".parse::<ConvAlgorithm>().unwrap_err().to_string().contains("direct or winograd"));
+    common::for_each_isa(|k| {
+        if k.isa() == Isa::Scalar {
+            return;
+        }
+        let w = Kernels::for_isa_with(k.isa(), ConvAlgorithm::Winograd).unwrap();
+        // conv1 of a 9x9 image: with 3 input channels the Winograd table runs the direct kernel,
+        // bit for bit.
+        let s = Conv2dShape { n: 1, h: 9, w: 9, c_in: 3, c_out: 32 };
+        let (x, wt, b) = (rand_vec(s.input_len(), 1), rand_vec(s.weight_len(), 2), rand_vec(s.c_out, 3));
+        let (mut direct, mut chosen) = (vec![0.0; s.output_len()], vec![0.0; s.output_len()]);
+        k.conv2d_forward(&s, &x, &wt, &b, &mut direct, true);
+        w.conv2d_forward(&s, &x, &wt, &b, &mut chosen, true);
+        assert_eq!(direct, chosen, "{}: conv1 left the direct kernel", k.isa());
+    });
+}
