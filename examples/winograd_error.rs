@@ -29,8 +29,8 @@ use std::process::ExitCode;
 #[command(version)]
 struct Args {
     /// Images per batch
-    #[arg(long, default_value_t = CATDOG_BATCH, value_parser = clap::value_parser!(u16).range(1..=64).map(|v| v as usize))]
-    batch: usize,
+    #[arg(long, default_value_t = CATDOG_BATCH as u64, value_parser = clap::value_parser!(u64).range(1..=64))]
+    batch: u64,
 }
 
 fn main() -> ExitCode {
@@ -106,7 +106,7 @@ fn run(args: &Args) -> Result<(), String> {
         ("F(4x4,3x3)", Kernels::winograd_everywhere(best.isa(), WinogradSize::F4).map_err(|e| e.to_string())?),
     ];
     // The maps conv2 and conv3 read: the pooled outputs of conv1 and conv2 on random images.
-    let (n, size) = (args.batch, CATDOG_IMAGE);
+    let (n, size) = (args.batch as usize, CATDOG_IMAGE);
     let mut net = CatDogCnn::new(size, size, 0);
     let images = uniform(&[n, size, size, 3], 0.0, 1.0, &mut rng(1));
     net.forward(best, images.as_slice());
