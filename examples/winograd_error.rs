@@ -78,7 +78,8 @@ fn conv64(s: &Conv2dShape, x: &[f32], w: &[f64], b: &[f64]) -> (Vec<f64>, Vec<f6
 
 /// Largest and mean of `|got - want| / scale`.
 fn errors(got: &[f32], want: &[f64], scale: &[f64]) -> (f64, f64) {
-    let errs = got.iter().zip(want).zip(scale).map(|((&g, &w), &s)| (f64::from(g) - w).abs() / s.max(f64::MIN_POSITIVE));
+    let errs =
+        got.iter().zip(want).zip(scale).map(|((&g, &w), &s)| (f64::from(g) - w).abs() / s.max(f64::MIN_POSITIVE));
     let (max, sum) = errs.fold((0.0f64, 0.0), |(m, t), e| (m.max(e), t + e));
     (max, sum / got.len().max(1) as f64)
 }
@@ -90,7 +91,8 @@ fn turned(w: &[f32], c_in: usize, c_out: usize) -> Vec<f64> {
         for kx in 0..3 {
             for ci in 0..c_in {
                 for co in 0..c_out {
-                    t[((ky * 3 + kx) * c_out + co) * c_in + ci] = f64::from(w[(((2 - ky) * 3 + 2 - kx) * c_in + ci) * c_out + co]);
+                    t[((ky * 3 + kx) * c_out + co) * c_in + ci] =
+                        f64::from(w[(((2 - ky) * 3 + 2 - kx) * c_in + ci) * c_out + co]);
                 }
             }
         }
@@ -118,8 +120,18 @@ fn run(args: &Args) -> Result<(), String> {
     };
     let outputs = net.conv_outputs();
     let layers = [
-        ("conv2", Conv2dShape { n, h: size / 2, w: size / 2, c_in: 32, c_out: 64 }, pooled(outputs[0], size, 32), &net.conv2),
-        ("conv3", Conv2dShape { n, h: size / 4, w: size / 4, c_in: 64, c_out: 128 }, pooled(outputs[1], size / 2, 64), &net.conv3),
+        (
+            "conv2",
+            Conv2dShape { n, h: size / 2, w: size / 2, c_in: 32, c_out: 64 },
+            pooled(outputs[0], size, 32),
+            &net.conv2,
+        ),
+        (
+            "conv3",
+            Conv2dShape { n, h: size / 4, w: size / 4, c_in: 64, c_out: 128 },
+            pooled(outputs[1], size / 2, 64),
+            &net.conv3,
+        ),
     ];
     println!("Relative error |y - y64| / (|b| + sum |x w|), {} kernels, batch {n}:\n", best.isa());
     println!("| layer | pass | kernel | largest | mean |");

@@ -36,8 +36,8 @@
 //!
 //! [safetensors]: https://github.com/huggingface/safetensors
 
-use crate::kernels::{ConvAlgorithm, ConvAlgorithmError};
 use crate::files::{self, Fault, Step, sha256_hex};
+use crate::kernels::{ConvAlgorithm, ConvAlgorithmError};
 use crate::model::{CATDOG, CATDOG_CHANNELS, CatDogCnn, Plan, StepStats};
 use crate::tensor::Tensor;
 use crate::tensor::layout::{hwio_to_oihw, oihw_to_hwio};

@@ -8,7 +8,7 @@ mod common;
 use common::{check_directions, rand_vec};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use simd_cnn::kernels::{ConvAlgorithm, Conv2dShape, Isa, Kernels, WinogradSize};
+use simd_cnn::kernels::{Conv2dShape, ConvAlgorithm, Isa, Kernels, WinogradSize};
 use simd_cnn::model::CatDogCnn;
 use simd_cnn::reference;
 use simd_cnn::tensor::Tensor;

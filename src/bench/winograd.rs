@@ -9,7 +9,7 @@
 use super::ops::{LayerShape, Model, Op, OpKind, catdog_layers};
 use super::report::{Measurement, Report, fmt_rate, isa_label};
 use super::timing::{TimingSettings, time_calls};
-use crate::kernels::{ConvAlgorithm, ConvAlgorithmError, Conv2dShape, Isa, Kernels, winograd_pays};
+use crate::kernels::{Conv2dShape, ConvAlgorithm, ConvAlgorithmError, Isa, Kernels, winograd_pays};
 use std::fmt::Write;
 
 /// The suffix of the Winograd records' names.
@@ -26,7 +26,8 @@ pub fn winograd_ops() -> Vec<Op> {
     }
     for layer in catdog_layers() {
         let LayerShape::Conv2d(s) = layer.shape else { continue };
-        let op = |direction: &str, kind| Op::new(format!("{}_{direction}{WINOGRAD_SUFFIX}", layer.name), layer.name, kind);
+        let op =
+            |direction: &str, kind| Op::new(format!("{}_{direction}{WINOGRAD_SUFFIX}", layer.name), layer.name, kind);
         if winograd_pays(s.c_in) {
             ops.push(op("forward", OpKind::Conv2dForward(s)));
         }

@@ -1,8 +1,8 @@
 //! The kernel table: one function pointer per op, one table per instruction set.
 
+use super::conv_algorithm::WinogradTables;
 use super::isa::{Isa, IsaError};
 use super::shapes::{Conv2dShape, LinearShape, Pool2dShape, check_len};
-use super::conv_algorithm::WinogradTables;
 use std::sync::OnceLock;
 
 pub(crate) type Conv2dForwardFn = unsafe fn(&Conv2dShape, &[f32], &[f32], &[f32], &mut [f32], bool);

@@ -292,7 +292,9 @@ fn winograd<S: SimdF32, T: WinogradTile, const R: usize, const COV: usize>(
         }
         // SAFETY: count.next_multiple_of(R) <= block (block is a multiple of R); u, v and prod
         // have the sizes `Plan` describes.
-        unsafe { plan.products::<S, T, R, COV>(s, v.as_ptr(), u.as_ptr(), prod.as_mut_ptr(), count.next_multiple_of(R)) };
+        unsafe {
+            plan.products::<S, T, R, COV>(s, v.as_ptr(), u.as_ptr(), prod.as_mut_ptr(), count.next_multiple_of(R))
+        };
         for t in 0..count {
             // SAFETY: as for the input transform.
             unsafe { plan.output_tile::<S, T>(s, prod.as_ptr(), bias_p, output.as_mut_ptr(), t0 + t, t, relu) };
@@ -552,7 +554,12 @@ macro_rules! isa_tables {
         }
 
         #[target_feature(enable = $feature)]
-        fn backward_input<T: WinogradTile>(shape: &Conv2dShape, grad_output: &[f32], weight: &[f32], grad_input: &mut [f32]) {
+        fn backward_input<T: WinogradTile>(
+            shape: &Conv2dShape,
+            grad_output: &[f32],
+            weight: &[f32],
+            grad_input: &mut [f32],
+        ) {
             let s = <$token>::new();
             // Here the output channels are the layer's input channels.
             if shape.c_in.div_ceil(<$token as SimdF32>::LANES) >= $cov {
