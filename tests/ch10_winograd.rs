@@ -188,3 +188,27 @@ fn the_winograd_table_falls_back_and_refuses_clearly() {
         assert_eq!(direct, chosen, "{}: conv1 left the direct kernel", k.isa());
     });
 }
+
+/// A checkpoint's run state records the convolutions, so that `--resume` keeps them.
+#[test]
+fn the_run_state_keeps_the_convolutions() {
+    use simd_cnn::checkpoint::{Hyperparameters, TrainState, load, save};
+    use simd_cnn::train::{LrSchedule, Sgd};
+    let dir = tempfile::tempdir().unwrap();
+    for conv in [ConvAlgorithm::Winograd, ConvAlgorithm::Direct] {
+        let path = dir.path().join(format!("{conv}.safetensors"));
+        let hyper = Hyperparameters {
+            batch_size: 4,
+            augment: false,
+            val_fraction: 0.2,
+            epochs: 1,
+            base_lr: 0.01,
+            schedule: LrSchedule::Constant,
+            limit: None,
+            conv,
+        };
+        save(&path, &CatDogCnn::new(16, 16, 1), &Sgd::new(0.01, 0.0), &TrainState::new(1, hyper)).unwrap();
+        let (_, _, state) = load(&path, None).unwrap();
+        assert_eq!(state.hyper.conv, conv);
+    }
+}

@@ -58,7 +58,7 @@ pub enum ConvAlgorithmError {
     #[error("{0}")]
     Isa(#[from] IsaError),
     #[error(
-        "Winograd convolutions need sse, avx2 or avx512 kernels on x86-64 and feature `ch10` (or a later chapter); {isa} has none in this build"
+        "Winograd convolutions come with the sse, avx2 and avx512 kernels of chapter 10 (x86-64, feature `ch10` or later); this build has none for {isa}"
     )]
     NoWinograd { isa: Isa },
     #[error("unknown convolution algorithm '{name}': expected direct or winograd")]
