@@ -296,6 +296,11 @@ fn winograd<S: SimdF32, T: WinogradTile, const R: usize, const COV: usize>(
             plan.products::<S, T, R, COV>(s, v.as_ptr(), u.as_ptr(), prod.as_mut_ptr(), count.next_multiple_of(R))
         };
         for t in 0..count {
+            // The output pixels are written to memory that is not in the caches either: ask
+            // for the lines of the next-but-one tile while this one is stored.
+            if t + PREFETCH_AHEAD < count {
+                plan.prefetch_output::<S, T>(s, output.as_ptr(), t0 + t + PREFETCH_AHEAD);
+            }
             // SAFETY: as for the input transform.
             unsafe { plan.output_tile::<S, T>(s, prod.as_ptr(), bias_p, output.as_mut_ptr(), t0 + t, t, relu) };
         }
@@ -332,6 +337,20 @@ impl Plan {
         }
     }
 
+    /// Asks for the output lines of global tile `g` to be brought into L1 before it is stored.
+    #[inline(always)]
+    fn prefetch_output<S: SimdF32, T: WinogradTile>(&self, s: S, dst: *const f32, g: usize) {
+        let Plan { h, w, c_out, .. } = *self;
+        let (img, y0, x0) = self.origin::<T>(g);
+        for y in y0..(y0 + T::M).min(h) {
+            let row = ((img * h + y) * w + x0) * c_out;
+            for c in (0..(w - x0).min(T::M) * c_out).step_by(16) {
+                // A hint: it never faults, and the address is inside the output anyway.
+                s.prefetch(dst.wrapping_add(row + c));
+            }
+        }
+    }
+
     // ANCHOR: input_tile
     /// `V[p, t, ..] = (Bt d B)[p]` for every input-channel vector of global tile `g`, slot `t`.
     ///
@@ -349,18 +368,33 @@ impl Plan {
         for i in 0..a {
             (rows[i], cols[i]) = (inside(y0, i, h), inside(x0, i, w));
         }
+        let interior = y0 >= 1 && y0 - 1 + a <= h && x0 >= 1 && x0 - 1 + a <= w;
         let mut ci = 0;
         while ci < c_in {
             let lanes = c_in - ci;
             // d[y][x]: the patch, zero outside the image and beyond the last channel.
             let mut d = [[s.zero(); 6]; 6];
-            for (dy, row) in d.iter_mut().zip(rows) {
-                let Some(iy) = row else { continue };
-                for (dyx, col) in dy.iter_mut().zip(cols) {
-                    let Some(ix) = col else { continue };
-                    // SAFETY: pixel (img, iy, ix) is in the input and ci + min(lanes, LANES)
-                    // <= c_in.
-                    *dyx = unsafe { s.load_n(src.add(((img * h + iy) * w + ix) * c_in + ci), lanes) };
+            if interior && lanes >= S::LANES {
+                // Most tiles: the whole patch is inside the image and the vector is full, so
+                // the loads need no test.
+                // SAFETY: the patch's rows y0-1..y0-1+A and columns x0-1..x0-1+A are inside the
+                // image (`interior`), and ci + LANES <= c_in.
+                let corner = unsafe { src.add(((img * h + y0 - 1) * w + x0 - 1) * c_in + ci) };
+                for y in 0..a {
+                    for x in 0..a {
+                        // SAFETY: as above.
+                        d[y][x] = unsafe { s.load(corner.add((y * w + x) * c_in)) };
+                    }
+                }
+            } else {
+                for (dy, row) in d.iter_mut().zip(rows) {
+                    let Some(iy) = row else { continue };
+                    for (dyx, col) in dy.iter_mut().zip(cols) {
+                        let Some(ix) = col else { continue };
+                        // SAFETY: pixel (img, iy, ix) is in the input and ci + min(lanes, LANES)
+                        // <= c_in.
+                        *dyx = unsafe { s.load_n(src.add(((img * h + iy) * w + ix) * c_in + ci), lanes) };
+                    }
                 }
             }
             // Bt along each row, then Bt down each column. (Plain loops: a closure passed to
