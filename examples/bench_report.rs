@@ -34,8 +34,9 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use simd_cnn::bench::staircase::{StaircaseOp, measure_staircase, staircase_ops};
 use simd_cnn::bench::{
-    Machine, MachineCpu, Measurement, Op, OpKind, Peak, Record, Report, TimingSettings, filter_ops, fmt_percent,
-    fmt_rate, isa_label, measure_op, measure_peak, measure_winograd_op, report_ops, winograd_markdown, winograd_ops,
+    Machine, MachineCpu, Measurement, Op, OpKind, Peak, Record, Report, TimingSettings, WINOGRAD_SUFFIX, filter_ops,
+    fmt_percent, fmt_rate, isa_label, measure_op, measure_peak, measure_winograd_op, report_ops, winograd_markdown,
+    winograd_ops,
 };
 use simd_cnn::data::download::write_atomic;
 use simd_cnn::kernels::Isa;
@@ -126,18 +127,20 @@ fn run(args: &Args) -> Result<(), String> {
         bar.inc(1);
     }
     let mut measurements: Vec<Measurement> = Vec::new();
-    for op in &ops {
-        for &isa in &isas {
+    // Chapter 10: each Winograd record right after its direct op, so that the two share the
+    // machine's conditions, for every instruction set that has Winograd kernels.
+    let twin = |op: &Op| winograd.iter().find(|w| w.name == format!("{}{WINOGRAD_SUFFIX}", op.name));
+    let alone = winograd.iter().filter(|w| !ops.iter().any(|op| twin(op) == Some(*w)));
+    let order = ops.iter().flat_map(|op| [Some(op), twin(op)]).flatten().chain(alone);
+    for op in order {
+        let winograd_op = op.name.ends_with(WINOGRAD_SUFFIX);
+        for &isa in isas.iter().filter(|&&isa| !winograd_op || isa != Isa::Scalar) {
             bar.set_message(format!("{} {isa}", op.name));
-            measurements.push(measure_op(op, isa, &settings).map_err(|e| e.to_string())?);
-            bar.inc(1);
-        }
-    }
-    // Chapter 10: the Winograd records, for every instruction set that has Winograd kernels.
-    for op in &winograd {
-        for &isa in isas.iter().filter(|&&isa| isa != Isa::Scalar) {
-            bar.set_message(format!("{} {isa}", op.name));
-            measurements.push(measure_winograd_op(op, isa, &settings).map_err(|e| e.to_string())?);
+            let measured = match winograd_op {
+                false => measure_op(op, isa, &settings).map_err(|e| e.to_string())?,
+                true => measure_winograd_op(op, isa, &settings).map_err(|e| e.to_string())?,
+            };
+            measurements.push(measured);
             bar.inc(1);
         }
     }

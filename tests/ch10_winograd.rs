@@ -212,3 +212,27 @@ fn the_run_state_keeps_the_convolutions() {
         assert_eq!(state.hyper.conv, conv);
     }
 }
+
+/// The report's Winograd records: conv2 and conv3 forward and backward-input and the training
+/// step, counted at the direct convolution's FLOPs, with F(4x4)'s products a quarter of them.
+#[test]
+fn the_report_has_the_winograd_records() {
+    use simd_cnn::bench::{report_ops, winograd_ops, winograd_product_flops};
+    let names: Vec<String> = winograd_ops().into_iter().map(|op| op.name).collect();
+    assert_eq!(
+        names,
+        [
+            "conv2_forward_winograd",
+            "conv2_backward_input_winograd",
+            "conv3_forward_winograd",
+            "conv3_backward_input_winograd",
+            "train_step_catdog_winograd"
+        ]
+    );
+    for op in winograd_ops() {
+        let direct = report_ops().into_iter().find(|d| format!("{}_winograd", d.name) == op.name).unwrap();
+        assert_eq!((op.kind, op.flops()), (direct.kind, direct.flops()), "{}", op.name);
+    }
+    let conv2 = Conv2dShape { n: 16, h: 64, w: 64, c_in: 32, c_out: 64 };
+    assert_eq!(4 * winograd_product_flops(&conv2), conv2.flops());
+}
