@@ -34,8 +34,9 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use simd_cnn::bench::staircase::{StaircaseOp, measure_staircase, staircase_ops};
 use simd_cnn::bench::{
-    Machine, MachineCpu, Measurement, Op, OpKind, Peak, Record, Report, TimingSettings, filter_ops, fmt_percent,
-    fmt_rate, isa_label, measure_op, measure_peak, report_ops,
+    Machine, MachineCpu, Measurement, Op, OpKind, Peak, Record, Report, TimingSettings, WINOGRAD_SUFFIX, filter_ops,
+    fmt_percent, fmt_rate, isa_label, measure_op, measure_peak, measure_winograd_op, report_ops, winograd_markdown,
+    winograd_ops,
 };
 use simd_cnn::data::download::write_atomic;
 use simd_cnn::kernels::Isa;
@@ -91,7 +92,8 @@ fn run(args: &Args) -> Result<(), String> {
         return run_staircase(args);
     }
     let ops = filter_ops(report_ops(), args.only.as_deref());
-    if ops.is_empty() {
+    let winograd = filter_ops(winograd_ops(), args.only.as_deref());
+    if ops.is_empty() && winograd.is_empty() {
         let names: Vec<String> = report_ops().into_iter().map(|op| op.name).collect();
         return Err(format!(
             "no op name contains '{}'; the ops are: {}",
@@ -114,7 +116,7 @@ fn run(args: &Args) -> Result<(), String> {
     warn_if_busy();
 
     let settings = TimingSettings { min_run_seconds: args.min_run_seconds, runs: args.runs as usize };
-    let bar = ProgressBar::new((isas.len() * (ops.len() + 1)) as u64);
+    let bar = ProgressBar::new((isas.len() * (ops.len() + winograd.len() + 1)) as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {msg}").expect("the template is valid"),
     );
@@ -125,17 +127,27 @@ fn run(args: &Args) -> Result<(), String> {
         bar.inc(1);
     }
     let mut measurements: Vec<Measurement> = Vec::new();
-    for op in &ops {
-        for &isa in &isas {
+    // Chapter 10: each Winograd record right after its direct op, so that the two share the
+    // machine's conditions, for every instruction set that has Winograd kernels.
+    let twin = |op: &Op| winograd.iter().find(|w| w.name == format!("{}{WINOGRAD_SUFFIX}", op.name));
+    let alone = winograd.iter().filter(|w| !ops.iter().any(|op| twin(op) == Some(*w)));
+    let order = ops.iter().flat_map(|op| [Some(op), twin(op)]).flatten().chain(alone);
+    for op in order {
+        let winograd_op = op.name.ends_with(WINOGRAD_SUFFIX);
+        for &isa in isas.iter().filter(|&&isa| !winograd_op || isa != Isa::Scalar) {
             bar.set_message(format!("{} {isa}", op.name));
-            measurements.push(measure_op(op, isa, &settings).map_err(|e| e.to_string())?);
+            let measured = match winograd_op {
+                false => measure_op(op, isa, &settings).map_err(|e| e.to_string())?,
+                true => measure_winograd_op(op, isa, &settings).map_err(|e| e.to_string())?,
+            };
+            measurements.push(measured);
             bar.inc(1);
         }
     }
     bar.finish_and_clear();
 
     let report = Report::new(Machine::detect(), peaks, measurements);
-    let markdown = report.to_markdown();
+    let markdown = report.to_markdown() + &winograd_markdown(&report);
     println!("{markdown}");
     let json = serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())? + "\n";
     write_file(&args.json_out, json.as_bytes())?;

@@ -23,7 +23,7 @@ use simd_cnn::checkpoint::state_path;
 use simd_cnn::data::catdog::{self, OpenOptions, archive_url, find_pet_images};
 use simd_cnn::data::download::DownloadOptions;
 use simd_cnn::files::write_atomic;
-use simd_cnn::kernels::Isa;
+use simd_cnn::kernels::{ConvAlgorithm, Isa};
 use simd_cnn::train::LrSchedule;
 use simd_cnn::trainer::{Config, EpochMetrics, Event, Outcome, Trainer, training_curves};
 use std::io::{IsTerminal, Write};
@@ -64,6 +64,9 @@ struct Args {
     /// scalar, sse, avx2 or avx512 [default: the best this CPU has]
     #[arg(long)]
     isa: Option<Isa>,
+    /// direct or winograd (chapter 10) [default: direct, or the resumed run's]
+    #[arg(long)]
+    conv: Option<ConvAlgorithm>,
     /// Threads [default: one per core]
     #[arg(long)]
     threads: Option<usize>,
@@ -109,6 +112,7 @@ fn run(args: &Args) -> Result<ExitCode, Error> {
         limit: args.limit,
         threads: args.threads.unwrap_or(Config::default().threads),
         isa: args.isa,
+        conv: args.conv,
         save: Some(save.clone()),
         overwrite: args.overwrite,
     };
@@ -323,9 +327,10 @@ fn describe(trainer: &Trainer, dir: &Path, args: &Args) {
     );
     let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     println!(
-        "kernels: {} ({} lanes), {}",
+        "kernels: {} ({} lanes), {} convolutions, {}",
         trainer.kernels().isa(),
         trainer.kernels().isa().lanes(),
+        trainer.kernels().conv_algorithm(),
         plural(trainer.threads(), "thread", "threads")
     );
     if let Some(path) = &args.resume {
@@ -403,6 +408,7 @@ struct Summary<'a> {
     train_seconds: f64,
     images_per_second: f64,
     isa: &'static str,
+    conv: &'static str,
     threads: usize,
     skipped_files: u64,
     train_images: usize,
@@ -432,6 +438,7 @@ fn summary<'a>(trainer: &'a Trainer, save: &'a Path) -> Summary<'a> {
         train_seconds,
         images_per_second: images / train_seconds.max(1e-9),
         isa: trainer.kernels().isa().name(),
+        conv: trainer.kernels().conv_algorithm().name(),
         threads: trainer.threads(),
         skipped_files: trainer.data().skipped().total(),
         train_images: trainer.split().train.len(),

@@ -20,3 +20,4 @@ rm -rf book/src/charts/bench
     --svg-dir book/src/charts/bench
 # The focused tables of chapters 4-6, from the same measurement.
 python3 scripts/bench-tables.py
+python3 scripts/bench-winograd.py

@@ -171,6 +171,18 @@ fi
 record ch9-sigkill drop_cargo_progress scripts/sigkill-loop.sh 20
 EXPECT=1 record ch9-diverge drop_cargo_progress \
     cargo run --release --example train_catdog -- --limit 200 --epochs 1 --lr 50 --save runs/diverge/catdog.safetensors
+# Chapter 10: the Winograd tests, the error study and the 3-epoch runs on 4,000 photos with each
+# convolution (a few minutes each on 2 cores). The full default-recipe run on the Winograd path
+# (book/src/output/ch10-train-default-winograd.txt) takes as long as chapter 9's and is not rerun
+# here; chapter 10 gives its command.
+record ch10-test "drop_cargo_progress | keep_test_targets ch10_winograd" \
+    env SIMD_CNN_REQUIRE_ISA=avx512 cargo ch10 --test ch10_winograd
+record ch10-error drop_cargo_progress cargo run --release --example winograd_error
+for conv in direct winograd; do
+    record "ch10-train-$conv" drop_cargo_progress cargo run --release --example train_catdog -- \
+        --conv "$conv" --limit 4000 --epochs 3 --seed 0 --save "runs/ch10/$conv.safetensors" --overwrite
+done
+
 WEIGHTS=runs/improved/catdog.safetensors
 if [[ -f $WEIGHTS ]]; then
     # The first two cats and the first three dogs that the improved run (seed 0) held out for

@@ -39,6 +39,7 @@
 //! [safetensors]: https://github.com/huggingface/safetensors
 
 use crate::files::{self, Fault, Step, sha256_hex};
+use crate::kernels::{ConvAlgorithm, ConvAlgorithmError};
 use crate::model::{CATDOG, CATDOG_CHANNELS, CatDogCnn, Layer, Network, Plan, StepOp};
 use crate::nn::Param;
 use crate::tensor::Tensor;
@@ -248,6 +249,9 @@ struct RunRecord {
     base_lr: f32,
     schedule: String,
     limit: Option<usize>,
+    /// `direct` or `winograd`; absent (direct) in the records of earlier versions.
+    #[serde(default)]
+    conv: String,
     /// The position: epochs done, batches done in the next one.
     epoch: usize,
     batch: usize,
@@ -276,6 +280,7 @@ impl RunRecord {
             base_lr: h.base_lr,
             schedule: h.schedule.to_string(),
             limit: h.limit,
+            conv: h.conv.to_string(),
             epoch: state.epoch,
             batch: state.batch,
             epoch_loss_sum,
@@ -591,6 +596,10 @@ fn read_checkpoint(
             epochs: record.epochs,
             base_lr: record.base_lr,
             schedule,
+            conv: match record.conv.as_str() {
+                "" => ConvAlgorithm::Direct,
+                name => name.parse().map_err(|e: ConvAlgorithmError| file.metadata_error(e.to_string()))?,
+            },
             limit: record.limit,
         },
         epoch: record.epoch,
@@ -627,6 +636,7 @@ fn read_state_v1(file: &File, kind: Kind) -> Result<(Sgd, TrainState), Checkpoin
         base_lr: file.parse("base_lr")?,
         schedule,
         limit,
+        conv: ConvAlgorithm::Direct,
     };
     let run = file.meta("run")?;
     let history: Vec<EpochMetrics> =

@@ -12,7 +12,7 @@ use simd_cnn::checkpoint::{
     save_network, save_with, state_dict_shapes, state_path,
 };
 use simd_cnn::files::{Fault, Step};
-use simd_cnn::kernels::Kernels;
+use simd_cnn::kernels::{ConvAlgorithm, Kernels};
 use simd_cnn::model::{CatDogCnn, Layer, Network};
 use simd_cnn::tensor::Tensor;
 use simd_cnn::tensor::layout::hwio_to_oihw;
@@ -44,6 +44,7 @@ const HYPER: Hyperparameters = Hyperparameters {
     base_lr: 0.05,
     schedule: LrSchedule::Cosine,
     limit: Some(2000),
+    conv: ConvAlgorithm::Direct,
 };
 
 // -------------------------------------------------------------------------------------- helpers

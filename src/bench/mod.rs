@@ -9,6 +9,7 @@ mod ops;
 mod report;
 pub mod staircase;
 mod timing;
+mod winograd;
 
 pub use ops::{
     CATDOG_BATCH, CATDOG_IMAGE, Layer, LayerShape, MNIST_BATCH, Model, Op, OpKind, Workload, catdog_layers, filter_ops,
@@ -22,3 +23,4 @@ pub use timing::{
     MachineCpu, Noise, Timing, TimingSettings, min_median_max, parse_schedstat, thread_cpu_seconds, time_calls,
     time_fastest_call,
 };
+pub use winograd::{WINOGRAD_SUFFIX, measure_winograd_op, winograd_markdown, winograd_ops, winograd_product_flops};

@@ -9,6 +9,7 @@
 //! Layouts: activations NHWC, convolution weights HWIO `[3, 3, c_in, c_out]`, linear weights
 //! `[out, in]`. [`crate::reference`] holds the naive NCHW versions the kernels are tested against.
 
+mod conv_algorithm;
 mod isa;
 mod shapes;
 mod table;
@@ -25,6 +26,7 @@ pub(crate) mod simd;
 #[cfg(all(target_arch = "x86_64", feature = "ch4"))]
 pub(crate) mod x86;
 
+pub use conv_algorithm::{ConvAlgorithm, ConvAlgorithmError, WINOGRAD_MIN_CHANNELS, WinogradSize, winograd_pays};
 pub use isa::{Isa, IsaError, MAX_ISA_ENV};
 pub use shapes::{Conv2dShape, LinearShape, Pool2dShape};
 pub use table::Kernels;

@@ -1,5 +1,6 @@
 //! The kernel table: one function pointer per op, one table per instruction set.
 
+use super::conv_algorithm::WinogradTables;
 use super::isa::{Isa, IsaError};
 use super::shapes::{Conv2dShape, LinearShape, Pool2dShape, check_len};
 use std::sync::OnceLock;
@@ -91,6 +92,20 @@ fn table(isa: Isa) -> Option<&'static Kernels> {
     }
 }
 // ANCHOR_END: for_isa
+
+/// Chapter 10: the Winograd tables of each compiled instruction set (see `conv_algorithm`).
+pub(crate) fn winograd_tables(isa: Isa) -> Option<&'static WinogradTables> {
+    match isa {
+        #[cfg(all(target_arch = "x86_64", feature = "ch10"))]
+        Isa::Sse => Some(&super::x86::sse::winograd::TABLES),
+        #[cfg(all(target_arch = "x86_64", feature = "ch10"))]
+        Isa::Avx2 => Some(&super::x86::avx2::winograd::TABLES),
+        #[cfg(all(target_arch = "x86_64", feature = "ch10"))]
+        Isa::Avx512 => Some(&super::x86::avx512::winograd::TABLES),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
 
 // The safe entry points. Each checks the slice lengths against the shape (the kernels check
 // again: they are callable on their own) and calls through the table.

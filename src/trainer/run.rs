@@ -15,7 +15,7 @@ use super::state::{EpochMetrics, Hyperparameters, TrainState};
 use crate::checkpoint::{self, CheckpointError};
 use crate::data::catdog::{CatDog, CatDogError, LoaderOptions, Split, sub_seed};
 use crate::files;
-use crate::kernels::{Isa, IsaError, Kernels};
+use crate::kernels::{ConvAlgorithm, Isa, IsaError, Kernels};
 use crate::model::{CatDogCnn, StepStats};
 use crate::nn::loss;
 use crate::parallel::{DataParallel, ParallelError};
@@ -48,6 +48,9 @@ pub struct Config {
     pub threads: usize,
     /// The instruction set; the best available when `None`.
     pub isa: Option<Isa>,
+    /// The convolutions (chapter 10); when `None`, direct for a new run, the checkpoint's for a
+    /// resumed one.
+    pub conv: Option<ConvAlgorithm>,
     /// Where to save a checkpoint after every epoch and when stopped.
     pub save: Option<PathBuf>,
     /// Whether a new run may replace a checkpoint already at `save` (of another run, or of this
@@ -69,6 +72,7 @@ impl Default for Config {
             limit: None,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             isa: None,
+            conv: None,
             save: None,
             overwrite: false,
         }
@@ -188,6 +192,8 @@ impl Trainer {
         }
         let mut state = state;
         state.hyper.epochs = config.epochs;
+        state.hyper.conv = config.conv.unwrap_or(state.hyper.conv);
+        let config = Config { conv: Some(state.hyper.conv), ..config };
         let position = (state.epoch, state.batch);
         let mut trainer = Trainer::assemble(config, data, model, opt, state)?;
         // The position must be one this data set can reach: the same batches per epoch.
@@ -215,10 +221,12 @@ impl Trainer {
         state: TrainState,
     ) -> Result<Trainer, TrainError> {
         check(&config)?;
-        let k = match config.isa {
-            Some(isa) => Kernels::for_isa(isa)?,
-            None => Kernels::best()?,
+        let isa = match config.isa {
+            Some(isa) => isa,
+            None => Kernels::best()?.isa(),
         };
+        let k = Kernels::for_isa_with(isa, config.conv.unwrap_or_default())
+            .map_err(|e| TrainError::Config(e.to_string()))?;
         let par = DataParallel::new(config.threads)?;
         let split = split(&data, &config)?;
         if split.train.len() < config.batch_size {
@@ -453,6 +461,7 @@ fn hyperparameters(config: &Config) -> Hyperparameters {
         base_lr: config.lr,
         schedule: config.schedule,
         limit: config.limit,
+        conv: config.conv.unwrap_or_default(),
     }
 }
 

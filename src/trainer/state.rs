@@ -1,6 +1,7 @@
 //! Chapter 9: where a training run stands, the part of a checkpoint that is neither weights nor
 //! velocities: its position, its hyperparameters and the figures of every epoch done.
 
+use crate::kernels::ConvAlgorithm;
 use crate::model::StepStats;
 use crate::train::{EpochStats, LrSchedule};
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,8 @@ pub struct Hyperparameters {
     pub schedule: LrSchedule,
     /// Only this many images of the data set (a seeded choice), if set.
     pub limit: Option<usize>,
+    /// How the convolutions are computed (chapter 10); a resumed run keeps it.
+    pub conv: ConvAlgorithm,
 }
 
 /// What one epoch measured.

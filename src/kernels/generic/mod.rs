@@ -19,6 +19,8 @@ mod conv2d;
 mod linear;
 mod pool;
 mod sgd;
+#[cfg(feature = "ch10")]
+pub(crate) mod winograd;
 
 pub(crate) use activation::{relu_backward, relu_forward};
 pub(crate) use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};

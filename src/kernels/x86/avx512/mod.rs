@@ -12,6 +12,8 @@ mod peak;
 mod pool;
 mod sgd;
 mod vector;
+#[cfg(feature = "ch10")]
+pub(crate) mod winograd;
 
 pub(crate) use activation::{relu_backward, relu_forward};
 pub(crate) use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
