@@ -28,6 +28,14 @@
 #[path = "common/cli.rs"]
 mod cli;
 
+// Chapter 7 adds the memory hierarchy and the roofline to the report.
+#[cfg(feature = "ch7")]
+#[path = "bench_report/chapter7.rs"]
+mod memory;
+#[cfg(not(feature = "ch7"))]
+#[path = "bench_report/before_chapter7.rs"]
+mod memory;
+
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
@@ -132,10 +140,12 @@ fn run(args: &Args) -> Result<(), String> {
             bar.inc(1);
         }
     }
+    let mut report = Report::new(Machine::detect(), peaks, measurements);
+    let (memory_markdown, memory_charts) = memory::memory_and_roofline(&mut report, &ops, &settings, |what| {
+        bar.set_message(what.to_string());
+    })?;
     bar.finish_and_clear();
-
-    let report = Report::new(Machine::detect(), peaks, measurements);
-    let markdown = report.to_markdown();
+    let markdown = report.to_markdown() + &memory_markdown;
     println!("{markdown}");
     let json = serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())? + "\n";
     write_file(&args.json_out, json.as_bytes())?;
@@ -147,7 +157,10 @@ fn run(args: &Args) -> Result<(), String> {
             let svg = staircase_svg(&report, op)?;
             write_file(&dir.join(format!("{}.svg", op.name)), svg.as_bytes())?;
         }
-        eprintln!("wrote {} charts to {}", ops.len(), dir.display());
+        for (name, svg) in &memory_charts {
+            write_file(&dir.join(name), svg.as_bytes())?;
+        }
+        eprintln!("wrote {} charts to {}", ops.len() + memory_charts.len(), dir.display());
     }
     let noise = report.disturbed();
     if !noise.is_empty() {
