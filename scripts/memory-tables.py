@@ -10,7 +10,9 @@ this script) and writes:
                                    bytes it must move, FLOPs per byte, the level its buffers fit
                                    in, the roof that applies and the share of it the op reaches
 
-A report written before chapter 7 (no "memory" object) is an error, in one line.
+A report written before chapter 7 (no "memory" object) is an error, in one line. An argument names
+another report to read instead (`scripts/memory-tables.py my-report.json`); the tables are
+written to the same place.
 """
 import json
 import sys
@@ -26,12 +28,20 @@ def rate(x):
     return f"{x:.3g}" if x < 100 else f"{x:.0f}"
 
 
+def binary(b):
+    return f"{rate(b / 1024)} KiB" if b < 1 << 20 else f"{rate(b / (1 << 20))} MiB"
+
+
 def size(b):
     return f"{rate(b / 1024)} KiB" if b < 1 << 20 else f"{rate(b / 1e6)} MB"
 
 
 def main():
-    report = json.loads((OUT / "bench-report.json").read_text())
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT / "bench-report.json"
+    try:
+        report = json.loads(source.read_text())
+    except (OSError, ValueError) as e:
+        sys.exit(f"memory-tables: cannot read {source}: {e}")
     memory = report.get("memory")
     if not memory:
         sys.exit("memory-tables: bench-report.json has no \"memory\" object (run bench_report with chapter 7)")
@@ -44,7 +54,7 @@ def main():
     ]
     for c in memory["caches"]:
         lines.append(
-            f"| L{c['level']} {c['kind']} | {size(c['bytes'])} | {c['ways']} | {c['sets']} | {c['line_bytes']} B | {c['shared_by']} threads |"
+            f"| L{c['level']} {c['kind']} | {binary(c['bytes'])} | {c['ways']} | {c['sets']} | {c['line_bytes']} B | {c['shared_by']} thread{'s' if c['shared_by'] != 1 else ''} |"
         )
     lines += [
         "",
@@ -54,7 +64,7 @@ def main():
     for name in ["l1", "l2", "l3", "dram"]:
         level = memory.get(name)
         if level:
-            lines.append(f"| {LEVEL[name]} | {size(level['bytes'])} | {rate(level['gbs'])} | {rate(level['gbs_all_threads'])} |")
+            lines.append(f"| {LEVEL[name]} | {binary(level['bytes'])} | {rate(level['gbs'])} | {rate(level['gbs_all_threads'])} |")
     (OUT / "ch7-memory.md").write_text("\n".join(lines) + "\n")
 
     isas = [isa for isa in ORDER if report["peaks"].get(isa)]

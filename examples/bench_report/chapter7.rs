@@ -4,13 +4,16 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use simd_cnn::bench::memory::{MOUNTAIN_STRIDES, Memory, measure_memory};
-use simd_cnn::bench::roofline::{annotate, fmt_bytes, roofline_markdown};
+use simd_cnn::bench::roofline::{annotate, roofline_markdown};
 use simd_cnn::bench::{Op, Report, TimingSettings, fmt_rate, isa_label};
 use simd_cnn::kernels::{Isa, Kernels};
 
 /// Okabe and Ito's palette, as in the other charts of the book.
 const LEVEL_COLORS: [RGBColor; 4] =
     [RGBColor(0, 114, 178), RGBColor(0, 158, 115), RGBColor(230, 159, 0), RGBColor(213, 94, 0)];
+
+/// SVG charts to write, by file name.
+pub type Charts = Vec<(&'static str, String)>;
 
 /// The chapter's measurements and charts: measures the memory with the best kernels on one
 /// thread and on every logical CPU, places each record of `report` on the roofline, and
@@ -20,7 +23,7 @@ pub fn memory_and_roofline(
     ops: &[Op],
     settings: &TimingSettings,
     mut progress: impl FnMut(&str),
-) -> Result<(String, Vec<(&'static str, String)>), String> {
+) -> Result<(String, Charts), String> {
     let k = Kernels::best().map_err(|e| e.to_string())?;
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let memory = measure_memory(k, threads, settings, &mut progress);
@@ -36,7 +39,8 @@ pub fn memory_and_roofline(
 /// the levels, the drops the sizes of the caches (drawn as dotted verticals).
 fn mountain_svg(memory: &Memory) -> Result<String, String> {
     let points = &memory.mountain;
-    let x_max = points.iter().map(|p| p.bytes).max().unwrap_or(1 << 20) as f64 * 1.5;
+    // The x axis is log2 of the size, so that its ticks fall on powers of two.
+    let x_max = (points.iter().map(|p| p.bytes).max().unwrap_or(1 << 20) as f64).log2() + 0.5;
     let y_max = points.iter().map(|p| p.gbs).fold(1.0f64, f64::max) * 1.6;
     let y_min = points.iter().map(|p| p.gbs).fold(f64::INFINITY, f64::min).min(y_max) / 1.6;
     let mut svg = String::new();
@@ -49,19 +53,20 @@ fn mountain_svg(memory: &Memory) -> Result<String, String> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(64)
-            .build_cartesian_2d((8192.0..x_max).log_scale(), (y_min..y_max).log_scale())
+            .build_cartesian_2d(13.0..x_max, (y_min..y_max).log_scale())
             .map_err(plot_error)?;
         chart
             .configure_mesh()
             .x_desc("buffer read again and again")
             .y_desc("GB/s")
-            .x_label_formatter(&|b| fmt_bytes(*b as u64))
+            .x_labels(((x_max - 13.0) as usize).div_ceil(2) + 1)
+            .x_label_formatter(&|x| binary_size(x.exp2() as usize))
             .y_label_formatter(&|y| fmt_rate(*y))
             .draw()
             .map_err(plot_error)?;
         for (i, stride) in MOUNTAIN_STRIDES.into_iter().enumerate() {
             let line: Vec<(f64, f64)> =
-                points.iter().filter(|p| p.stride == stride).map(|p| (p.bytes as f64, p.gbs)).collect();
+                points.iter().filter(|p| p.stride == stride).map(|p| ((p.bytes as f64).log2(), p.gbs)).collect();
             let color = LEVEL_COLORS[i % LEVEL_COLORS.len()];
             let label = if stride == 1 { "every vector".to_string() } else { format!("one vector in {stride}") };
             chart
@@ -73,10 +78,10 @@ fn mountain_svg(memory: &Memory) -> Result<String, String> {
         }
         let below = TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Left, VPos::Top));
         for cache in &memory.caches {
-            let x = cache.bytes as f64;
+            let x = (cache.bytes as f64).log2();
             let ends = [(x, y_min), (x, y_max)];
             chart.draw_series(DashedLineSeries::new(ends, 3, 4, BLACK.mix(0.5).into())).map_err(plot_error)?;
-            let label = format!(" L{} {}", cache.level, fmt_bytes(cache.bytes as u64));
+            let label = format!(" L{} {}", cache.level, binary_size(cache.bytes));
             chart.draw_series([Text::new(label, (x, y_max / 1.05), below.clone())]).map_err(plot_error)?;
         }
         chart
@@ -170,6 +175,14 @@ fn roofline_svg(report: &Report, memory: &Memory) -> Result<String, String> {
     Ok(svg)
 }
 // ANCHOR_END: roofline_svg
+
+/// `48 KiB`, `1 MiB`, `32 MiB`: cache sizes as the CPU's makers give them.
+fn binary_size(bytes: usize) -> String {
+    match bytes {
+        b if b < 1 << 20 => format!("{} KiB", fmt_rate(b as f64 / 1024.0)),
+        b => format!("{} MiB", fmt_rate(b as f64 / f64::from(1 << 20))),
+    }
+}
 
 fn plot_error(e: impl std::fmt::Display) -> String {
     format!("chart: {e}")

@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn decodes_a_cpuid_descriptor() {
         let eax = 1 | (1 << 5) | (1 << 14); // data, level 1, shared by 2
-        let ebx = 63 | (0 << 12) | (11 << 22);
+        let ebx = 63 | (11 << 22); // 64-byte lines, one partition, 12 ways
         let l1 = decode_cpuid_cache(eax, ebx, 63).unwrap();
         assert_eq!(
             l1,

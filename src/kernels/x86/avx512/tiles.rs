@@ -69,7 +69,8 @@ mod tests {
             println!("skipping: no AVX-512 here");
             return;
         }
-        let tiles: [(usize, fn(&LinearShape, &[f32], &[f32], &[f32], &mut [f32])); 4] = [
+        type Forward = fn(&LinearShape, &[f32], &[f32], &[f32], &mut [f32]);
+        let tiles: [(usize, Forward); 4] = [
             // SAFETY: AVX-512 was checked above.
             (4, |s, x, w, b, y| unsafe { forward_rows::<4>(s, x, w, b, y) }),
             // SAFETY: as above.
