@@ -161,6 +161,8 @@ struct RecordJson<'a> {
     roof: Option<&'static str>,
     roof_gflops: Option<f64>,
     roofline_fraction: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activation_bytes: Option<u64>,
 }
 
 /// Where a record sits on the roofline of chapter 7.
@@ -177,6 +179,8 @@ pub struct RooflinePoint {
     pub roof_gflops: f64,
     /// GFLOP/s over `roof_gflops`.
     pub roofline_fraction: f64,
+    /// For a whole training step: the bytes of activations and gradients it keeps.
+    pub activation_bytes: Option<u64>,
 }
 
 /// The CPU's name from `/proc/cpuinfo`: its `model name` (x86), with the family and model
@@ -355,6 +359,7 @@ impl Report {
                     roof: r.roofline.map(|p| p.roof),
                     roof_gflops: r.roofline.map(|p| p.roof_gflops),
                     roofline_fraction: r.roofline.map(|p| p.roofline_fraction),
+                    activation_bytes: r.roofline.and_then(|p| p.activation_bytes),
                 })
                 .collect(),
         };

