@@ -14,6 +14,12 @@
 //! with the peaks as reference lines). The machine is shared: measurements it disturbed are
 //! flagged, in the table and in the JSON.
 //!
+//! From chapter 7 on it then measures the memory hierarchy (the read bandwidth of L1, L2, L3 and
+//! memory on one thread and on all, and the memory mountain, about half a minute), places every
+//! record on its roofline, adds both to the markdown and the JSON (`"memory"`, and `"bytes"`,
+//! `"intensity"`, `"roof"`, `"roofline_fraction"` on each record) and, with `--svg-dir`, draws
+//! `memory-mountain.svg` and `roofline.svg`.
+//!
 //! The whole run takes about 5 minutes on 2 cores; `--only TEXT` keeps the ops whose name
 //! contains TEXT (`conv`, `backward`, `train_step`).
 //!

@@ -4,7 +4,7 @@
 #   book/src/output/bench-report.json  the machine, the peaks and every measurement
 #   book/src/charts/bench/*.svg        the staircase scalar -> SSE -> AVX2 -> AVX-512 of each op,
 #                                      and chapter 7's memory-mountain.svg and roofline.svg
-# It takes about four minutes and wants an idle machine: run nothing else meanwhile. Rows the
+# It takes about five minutes and wants an idle machine: run nothing else meanwhile. Rows the
 # machine disturbed are marked in the table; if there are many, run it again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
