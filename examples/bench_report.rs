@@ -14,6 +14,12 @@
 //! with the peaks as reference lines). The machine is shared: measurements it disturbed are
 //! flagged, in the table and in the JSON.
 //!
+//! From chapter 7 on it then measures the memory hierarchy (the read bandwidth of L1, L2, L3 and
+//! memory on one thread and on all, and the memory mountain, about half a minute), places every
+//! record on its roofline, adds both to the markdown and the JSON (`"memory"`, and `"bytes"`,
+//! `"intensity"`, `"roof"`, `"roofline_fraction"` on each record) and, with `--svg-dir`, draws
+//! `memory-mountain.svg` and `roofline.svg`.
+//!
 //! The whole run takes about 5 minutes on 2 cores; `--only TEXT` keeps the ops whose name
 //! contains TEXT (`conv`, `backward`, `train_step`).
 //!
@@ -27,6 +33,14 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+
+// Chapter 7 adds the memory hierarchy and the roofline to the report.
+#[cfg(feature = "ch7")]
+#[path = "bench_report/chapter7.rs"]
+mod memory;
+#[cfg(not(feature = "ch7"))]
+#[path = "bench_report/before_chapter7.rs"]
+mod memory;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -144,10 +158,12 @@ fn run(args: &Args) -> Result<(), String> {
             bar.inc(1);
         }
     }
+    let mut report = Report::new(Machine::detect(), peaks, measurements);
+    let (memory_markdown, memory_charts) = memory::memory_and_roofline(&mut report, &ops, &settings, |what| {
+        bar.set_message(what.to_string());
+    })?;
     bar.finish_and_clear();
-
-    let report = Report::new(Machine::detect(), peaks, measurements);
-    let markdown = report.to_markdown() + &winograd_markdown(&report);
+    let markdown = report.to_markdown() + &winograd_markdown(&report) + &memory_markdown;
     println!("{markdown}");
     let json = serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())? + "\n";
     write_file(&args.json_out, json.as_bytes())?;
@@ -159,7 +175,10 @@ fn run(args: &Args) -> Result<(), String> {
             let svg = staircase_svg(&report, op)?;
             write_file(&dir.join(format!("{}.svg", op.name)), svg.as_bytes())?;
         }
-        eprintln!("wrote {} charts to {}", ops.len(), dir.display());
+        for (name, svg) in &memory_charts {
+            write_file(&dir.join(name), svg.as_bytes())?;
+        }
+        eprintln!("wrote {} charts to {}", ops.len() + memory_charts.len(), dir.display());
     }
     let noise = report.disturbed();
     if !noise.is_empty() {

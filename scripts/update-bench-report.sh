@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Regenerates the benchmark report the book quotes in chapters 4, 5, 6 and 8:
+# Regenerates the benchmark report the book quotes in chapters 4 to 8:
 #   book/src/output/bench-report.md    the markdown tables (peaks, every op, the training steps)
 #   book/src/output/bench-report.json  the machine, the peaks and every measurement
-#   book/src/charts/bench/*.svg        the staircase scalar -> SSE -> AVX2 -> AVX-512 of each op
-# It takes about four minutes and wants an idle machine: run nothing else meanwhile. Rows the
+#   book/src/charts/bench/*.svg        the staircase scalar -> SSE -> AVX2 -> AVX-512 of each op,
+#                                      and chapter 7's memory-mountain.svg and roofline.svg
+# It takes about five minutes and wants an idle machine: run nothing else meanwhile. Rows the
 # machine disturbed are marked in the table; if there are many, run it again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,3 +22,5 @@ rm -rf book/src/charts/bench
 # The focused tables of chapters 4-6, from the same measurement.
 python3 scripts/bench-tables.py
 python3 scripts/bench-winograd.py
+# Chapter 7's memory and roofline tables, from the same measurement.
+python3 scripts/memory-tables.py

@@ -5,8 +5,12 @@
 //! `benches/kernels.rs` and `benches/train_step.rs` (criterion) and `examples/bench_report.rs`
 //! (the tables, the JSON and the charts of the book) are built on this module.
 
+#[cfg(feature = "ch7")]
+pub mod memory;
 mod ops;
 mod report;
+#[cfg(feature = "ch7")]
+pub mod roofline;
 pub mod staircase;
 mod timing;
 mod winograd;
@@ -16,8 +20,8 @@ pub use ops::{
     forward_flops, kernel_ops, mnist_layers, report_ops, training_flops,
 };
 pub use report::{
-    Machine, Measurement, Peak, Record, Report, cpu_model, fmt_percent, fmt_rate, fmt_seconds, isa_label, measure_op,
-    measure_peak,
+    Machine, Measurement, Peak, Record, Report, RooflinePoint, cpu_model, fmt_percent, fmt_rate, fmt_seconds,
+    isa_label, measure_op, measure_peak,
 };
 pub use timing::{
     MachineCpu, Noise, Timing, TimingSettings, min_median_max, parse_schedstat, thread_cpu_seconds, time_calls,

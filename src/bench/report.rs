@@ -118,6 +118,9 @@ struct ReportJson<'a> {
     peaks: BTreeMap<&'static str, Option<f64>>,
     peak_reference: Option<&'static str>,
     peak_spread: BTreeMap<&'static str, f64>,
+    /// Chapter 7: the bandwidth of each level of the memory hierarchy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory: Option<&'a Value>,
     records: Vec<RecordJson<'a>>,
 }
 
@@ -153,6 +156,31 @@ struct RecordJson<'a> {
     other_load: Option<f64>,
     noise: Option<String>,
     images_per_second: Option<f64>,
+    bytes: Option<u64>,
+    intensity: Option<f64>,
+    roof: Option<&'static str>,
+    roof_gflops: Option<f64>,
+    roofline_fraction: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activation_bytes: Option<u64>,
+}
+
+/// Where a record sits on the roofline of chapter 7.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RooflinePoint {
+    /// Bytes the op must move at least: each buffer it reads or writes, once.
+    pub bytes: u64,
+    /// FLOPs per byte.
+    pub intensity: f64,
+    /// The level whose bandwidth applies: the smallest that holds the op's buffers (`l1`,
+    /// `l2`, `l3`, `dram`).
+    pub roof: &'static str,
+    /// What the roofline allows: the lesser of the ISA's peak and intensity x bandwidth.
+    pub roof_gflops: f64,
+    /// GFLOP/s over `roof_gflops`.
+    pub roofline_fraction: f64,
+    /// For a whole training step: the bytes of activations and gradients it keeps.
+    pub activation_bytes: Option<u64>,
 }
 
 /// The CPU's name from `/proc/cpuinfo`: its `model name` (x86), with the family and model
@@ -189,6 +217,8 @@ pub struct Record {
     pub speedup_vs_scalar: Option<f64>,
     pub images_per_second: Option<f64>,
     pub timing: Timing,
+    /// Chapter 7: where it sits on the roofline, once the memory is measured.
+    pub roofline: Option<RooflinePoint>,
 }
 
 /// Everything one run of the report measured.
@@ -197,6 +227,8 @@ pub struct Report {
     pub machine: Machine,
     pub peaks: Vec<Peak>,
     pub records: Vec<Record>,
+    /// Chapter 7: the memory hierarchy as measured, the report's `"memory"` object.
+    pub memory: Option<Value>,
 }
 
 // ANCHOR: report_new
@@ -222,10 +254,11 @@ impl Report {
                     speedup_vs_scalar: scalar.map(|s| s.timing.seconds / seconds),
                     images_per_second: m.images.map(|n| n as f64 / seconds),
                     timing: m.timing,
+                    roofline: None,
                 }
             })
             .collect();
-        Report { machine, peaks, records }
+        Report { machine, peaks, records, memory: None }
     }
     // ANCHOR_END: report_new
 
@@ -299,6 +332,7 @@ impl Report {
                 .collect(),
             peak_reference: self.reference_isa().map(Isa::name),
             peak_spread: self.peaks.iter().map(|p| (p.isa.name(), p.timing.spread())).collect(),
+            memory: self.memory.as_ref(),
             records: self
                 .records
                 .iter()
@@ -320,6 +354,12 @@ impl Report {
                     other_load: r.timing.other_load,
                     noise: r.timing.noise().map(|n| n.to_string()),
                     images_per_second: r.images_per_second,
+                    bytes: r.roofline.map(|p| p.bytes),
+                    intensity: r.roofline.map(|p| p.intensity),
+                    roof: r.roofline.map(|p| p.roof),
+                    roof_gflops: r.roofline.map(|p| p.roof_gflops),
+                    roofline_fraction: r.roofline.map(|p| p.roofline_fraction),
+                    activation_bytes: r.roofline.and_then(|p| p.activation_bytes),
                 })
                 .collect(),
         };

@@ -19,6 +19,11 @@ pub mod scalar;
 #[cfg(feature = "ch4")]
 pub mod peak;
 
+#[cfg(feature = "ch7")]
+pub mod cache;
+#[cfg(feature = "ch7")]
+pub mod memory;
+
 #[cfg(all(target_arch = "x86_64", feature = "ch4"))]
 mod generic;
 #[cfg(all(target_arch = "x86_64", feature = "ch4"))]

@@ -8,18 +8,29 @@
 mod activation;
 mod conv2d;
 mod linear;
+#[cfg(feature = "ch7")]
+mod memory;
 mod peak;
 mod pool;
 mod sgd;
+#[cfg(feature = "ch7")]
+mod tiles;
 mod vector;
 #[cfg(feature = "ch10")]
 pub(crate) mod winograd;
 
 pub(crate) use activation::{relu_backward, relu_forward};
 pub(crate) use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
-pub(crate) use linear::{linear_backward_input, linear_backward_weight, linear_forward};
+pub(crate) use linear::{linear_backward_input, linear_backward_weight};
+// Chapter 7 chooses fc1's tile from the L1's ways; before it, chapter 6's 12 rows.
+#[cfg(not(feature = "ch7"))]
+pub(crate) use linear::linear_forward;
+#[cfg(feature = "ch7")]
+pub(crate) use memory::read_sum;
 pub(crate) use pool::{max_pool2d_backward, max_pool2d_forward};
 pub(crate) use sgd::{axpy, sgd_momentum_update};
+#[cfg(feature = "ch7")]
+pub(crate) use tiles::linear_forward;
 pub(crate) use vector::Avx512;
 
 use crate::kernels::{Isa, Kernels, scalar};

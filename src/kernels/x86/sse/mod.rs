@@ -8,6 +8,8 @@
 mod activation;
 mod conv2d;
 mod linear;
+#[cfg(feature = "ch7")]
+mod memory;
 mod peak;
 mod pool;
 mod sgd;
@@ -19,6 +21,8 @@ pub(crate) mod winograd;
 pub(crate) use activation::{relu_backward, relu_forward};
 pub(crate) use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
 pub(crate) use linear::{linear_backward_input, linear_backward_weight, linear_forward};
+#[cfg(feature = "ch7")]
+pub(crate) use memory::read_sum;
 pub(crate) use pool::{max_pool2d_backward, max_pool2d_forward};
 pub(crate) use sgd::{axpy, sgd_momentum_update};
 pub(crate) use vector::Sse;
