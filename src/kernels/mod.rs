@@ -21,6 +21,8 @@ pub mod peak;
 
 #[cfg(feature = "ch7")]
 pub mod cache;
+#[cfg(feature = "ch11")]
+pub mod math;
 #[cfg(feature = "ch7")]
 pub mod memory;
 
