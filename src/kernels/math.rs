@@ -7,9 +7,9 @@ use rayon::prelude::*;
 // ANCHOR: exp_max_ulps
 /// The most the vectorised `exp` may differ from the exact `e^x`, in units in the last place
 /// of the result, for every `f32` input and every instruction set: the polynomial's own error
-/// (below 0.1 ulp), the roundings of Horner's rule and of the last addition `1 + (r + r^2 P)`
-/// (each up to half an ulp of what it rounds, the last one dominant), and the error of `r`
-/// carried through `e^r` (a few hundredths); the scaling by `2^k` is exact unless the result is
+/// (0.05 ulp), the roundings of Horner's rule and of the last addition `1 + (r + r^2 P)`
+/// (each up to half an ulp of what it rounds, the last one dominant), and the rounding of `r`
+/// carried through `e^r` (up to 0.2 ulp); about 1 ulp in all. The scaling by `2^k` is exact unless the result is
 /// subnormal, where it adds one more half ulp. SSE2 has no fused multiply-add and rounds twice
 /// per Horner step. Chapter 11 derives the budget term by term; `examples/exp_error.rs` prints
 /// the measured maximum of each instruction set.

@@ -27,6 +27,8 @@ mod sgd;
 pub(crate) mod winograd;
 
 pub(crate) use activation::{relu_backward, relu_forward};
+#[cfg(feature = "ch11")]
+pub(crate) use conv2d::{ChannelLoop, Intrinsics, conv2d_forward_with};
 pub(crate) use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
 #[cfg(feature = "ch11")]
 pub(crate) use exp::{SimdMath, exp_forward, sigmoid_forward, softmax_forward};

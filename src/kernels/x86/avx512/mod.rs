@@ -6,6 +6,8 @@
 //! `Isa::Avx512.check()` passed.
 
 mod activation;
+#[cfg(feature = "ch11")]
+pub(crate) mod asm;
 mod conv2d;
 #[cfg(feature = "ch11")]
 pub(crate) mod exp;
