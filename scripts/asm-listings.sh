@@ -157,7 +157,7 @@ for isa in sse avx2 avx512; do
 done
 if wanted ch11-mca; then
     MCA=${LLVM_MCA:-$(command -v llvm-mca-19 || command -v llvm-mca || true)}
-    if [[ -z $MCA ]] || ! "$MCA" -mtriple=x86_64 -mcpu=help </dev/null 2>&1 | grep -q znver5; then
+    if [[ -z $MCA || $("$MCA" -mtriple=x86_64 -mcpu=help </dev/null 2>&1) != *znver5* ]]; then
         echo "asm-listings: no llvm-mca that knows znver5 (set LLVM_MCA or apt-get install llvm-19): ch11-mca skipped" >&2
     else
         scripts/mca-table.py "$MCA" "$BOOK_OUT/bench-report.json" "$BOOK_OUT" >"$BOOK_OUT/ch11-mca.md"
