@@ -28,7 +28,7 @@ pub(crate) trait SimdMath: SimdF32 {
 // ANCHOR: exp_constants
 /// Inputs are clamped to `[EXP_LO, EXP_HI]` before the reduction. Below `EXP_LO` the true
 /// result is below half the smallest subnormal float and rounds to 0; above `EXP_HI` it is
-/// beyond `f32::MAX` (about `e^88.72`) and must be infinite. Inside, `k` stays in `-150..=129`.
+/// beyond `f32::MAX` (about `e^88.72`) and must be infinite. Inside, `k` stays in `-150..=128`.
 const EXP_LO: f32 = -104.0;
 const EXP_HI: f32 = 89.0;
 /// `ln 2` in two parts (Cody and Waite): `LN2_HI` has 9 significant bits, so `k * LN2_HI` is
@@ -65,7 +65,7 @@ pub(crate) fn exp<S: SimdMath>(s: S, x: S::V) -> S::V {
     }
     let er = s.add(s.mul_add(p, s.mul(r, r), r), s.splat(1.0));
     // 2^k in two factors, 2^k1 * 2^k2 with k1 = round(k / 2): each is a normal float for every
-    // k in -150..=129, so a result that underflows is rounded once, in the last multiply, and
+    // k in -150..=128, so a result that underflows is rounded once, in the last multiply, and
     // one that overflows becomes +inf there.
     let k1 = s.sub(s.add(s.mul(k, s.splat(0.5)), round), round);
     let k2 = s.sub(k, k1);
