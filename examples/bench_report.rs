@@ -42,6 +42,14 @@ mod memory;
 #[path = "bench_report/before_chapter7.rs"]
 mod memory;
 
+// Chapter 11 races its hand-written AVX-512 tile against the compiler's.
+#[cfg(feature = "ch11")]
+#[path = "bench_report/chapter11.rs"]
+mod metal;
+#[cfg(not(feature = "ch11"))]
+#[path = "bench_report/before_chapter11.rs"]
+mod metal;
+
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
@@ -157,13 +165,17 @@ fn run(args: &Args) -> Result<(), String> {
             measurements.push(measured);
             bar.inc(1);
         }
+        // Chapter 11: the asm tile right after the compiler's, in the same conditions.
+        if let Some(measured) = metal::asm_twin(op, &isas, &settings)? {
+            measurements.push(measured);
+        }
     }
     let mut report = Report::new(Machine::detect(), peaks, measurements);
     let (memory_markdown, memory_charts) = memory::memory_and_roofline(&mut report, &ops, &settings, |what| {
         bar.set_message(what.to_string());
     })?;
     bar.finish_and_clear();
-    let markdown = report.to_markdown() + &winograd_markdown(&report) + &memory_markdown;
+    let markdown = report.to_markdown() + &winograd_markdown(&report) + &metal::markdown(&report) + &memory_markdown;
     println!("{markdown}");
     let json = serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())? + "\n";
     write_file(&args.json_out, json.as_bytes())?;

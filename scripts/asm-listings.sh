@@ -4,6 +4,7 @@
 #
 #   scripts/asm-listings.sh            # every listing
 #   scripts/asm-listings.sh avx512     # only the listings whose names start with avx512
+#   scripts/asm-listings.sh ch11       # only chapter 11's annotations and llvm-mca table
 #
 # How a loop is found: the named function is disassembled with objdump (Intel syntax); every
 # backward jump closes a loop; of the innermost loops, the first (lowest address) with exactly
@@ -134,3 +135,32 @@ listing avx2-conv2d-forward x86::avx2::conv2d::conv2d_forward 12 6
 # Chapter 6: the AVX-512 convolution tile and fc1's forward pass.
 listing avx512-conv2d-forward x86::avx512::conv2d::conv2d_forward 24 6
 listing avx512-linear-forward x86::avx512::linear::linear_forward 12 0
+# Chapter 11: the same tile written with asm!, from the example that races it (train_mnist does
+# not link the asm table).
+if wanted avx512-asm-conv2d-forward; then
+    cargo build --release --example bench_report >&2
+    BIN=target/release/examples/bench_report listing avx512-asm-conv2d-forward x86::avx512::asm::conv2d_forward 24 6
+fi
+
+# Chapter 11: the three convolution loops annotated line by line (scripts/annotate-asm.py), and
+# llvm-mca's prediction for them set against the share of the peak measured in the benchmark
+# report of the book (scripts/mca-table.py; book/src/output/bench-report.json is written by
+# scripts/update-bench-report.sh). llvm-mca is not needed by anything else: without one that
+# knows znver5 (LLVM 19 or later: apt-get install llvm-19, or LLVM_MCA=/path/to/llvm-mca) the
+# table is skipped with a message.
+BOOK_OUT=book/src/output
+for isa in sse avx2 avx512; do
+    if wanted "ch11-annotated-$isa"; then
+        scripts/annotate-asm.py "$OUT/$isa-conv2d-forward.txt" >"$BOOK_OUT/ch11-annotated-$isa.txt"
+        echo "asm-listings: $BOOK_OUT/ch11-annotated-$isa.txt" >&2
+    fi
+done
+if wanted ch11-mca; then
+    MCA=${LLVM_MCA:-$(command -v llvm-mca-19 || command -v llvm-mca || true)}
+    if [[ -z $MCA || $("$MCA" -mtriple=x86_64 -mcpu=help </dev/null 2>&1) != *znver5* ]]; then
+        echo "asm-listings: no llvm-mca that knows znver5 (set LLVM_MCA or apt-get install llvm-19): ch11-mca skipped" >&2
+    else
+        scripts/mca-table.py "$MCA" "$BOOK_OUT/bench-report.json" "$BOOK_OUT" >"$BOOK_OUT/ch11-mca.md"
+        echo "asm-listings: $BOOK_OUT/ch11-mca.md ($("$MCA" --version | grep -o 'LLVM version [0-9.]*'))" >&2
+    fi
+fi

@@ -187,6 +187,18 @@ for conv in direct winograd; do
         --conv "$conv" --limit 4000 --epochs 3 --seed 0 --save "runs/ch10/$conv.safetensors" --overwrite
 done
 
+# Chapter 11: the exp and asm tests, the error of each exp over every f32, and the race of the
+# hand-written AVX-512 tile against the compiler's on conv2 and conv3 (the full report, with
+# every layer, is scripts/update-bench-report.sh's). The annotated loops and the llvm-mca table
+# are scripts/asm-listings.sh's.
+record ch11-test "drop_cargo_progress | keep_test_targets ch11_exp ch11_asm" \
+    env SIMD_CNN_REQUIRE_ISA=avx512 cargo ch11 --test ch11_exp --test ch11_asm
+record ch11-exp-error drop_cargo_progress cargo run --release --example exp_error
+for layer in conv2 conv3; do
+    record "ch11-race-$layer" drop_cargo_progress cargo run --release --example bench_report -- \
+        --only "${layer}_forward" --runs 9 --json-out "runs/ch11/race-$layer.json"
+done
+
 WEIGHTS=runs/improved/catdog.safetensors
 if [[ -f $WEIGHTS ]]; then
     # The first two cats and the first three dogs that the improved run (seed 0) held out for

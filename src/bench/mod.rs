@@ -5,6 +5,8 @@
 //! `benches/kernels.rs` and `benches/train_step.rs` (criterion) and `examples/bench_report.rs`
 //! (the tables, the JSON and the charts of the book) are built on this module.
 
+#[cfg(feature = "ch11")]
+pub mod asm;
 #[cfg(feature = "ch7")]
 pub mod memory;
 mod ops;

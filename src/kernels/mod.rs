@@ -9,6 +9,8 @@
 //! Layouts: activations NHWC, convolution weights HWIO `[3, 3, c_in, c_out]`, linear weights
 //! `[out, in]`. [`crate::reference`] holds the naive NCHW versions the kernels are tested against.
 
+#[cfg(feature = "ch11")]
+mod asm_table;
 mod conv_algorithm;
 mod isa;
 mod shapes;
@@ -21,6 +23,8 @@ pub mod peak;
 
 #[cfg(feature = "ch7")]
 pub mod cache;
+#[cfg(feature = "ch11")]
+pub mod math;
 #[cfg(feature = "ch7")]
 pub mod memory;
 

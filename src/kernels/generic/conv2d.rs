@@ -66,12 +66,26 @@ pub(crate) fn conv2d_forward<S: SimdF32, const PIX: usize, const COV: usize>(
     output: &mut [f32],
     fuse_relu: bool,
 ) {
+    conv2d_forward_with::<S, Intrinsics, PIX, COV>(s, shape, input, weight, bias, output, fuse_relu)
+}
+
+/// [`conv2d_forward`] with the channel loop `K` in its tiles.
+#[inline(always)]
+pub(crate) fn conv2d_forward_with<S: SimdF32, K: ChannelLoop<S>, const PIX: usize, const COV: usize>(
+    s: S,
+    shape: &Conv2dShape,
+    input: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    output: &mut [f32],
+    fuse_relu: bool,
+) {
     shape.check_forward(input, weight, bias, output);
     let c_out_p = shape.c_out.next_multiple_of(S::LANES);
     let packed = pack_weights(weight, shape.c_in, shape.c_out, c_out_p);
     let mut bias_p = AlignedVec::zeros(c_out_p);
     bias_p[..shape.c_out].copy_from_slice(bias);
-    conv3x3::<S, PIX, COV>(s, shape, input, &packed, &bias_p, output, fuse_relu);
+    conv3x3::<S, K, PIX, COV>(s, shape, input, &packed, &bias_p, output, fuse_relu);
 }
 // ANCHOR_END: conv2d_forward
 
@@ -90,7 +104,7 @@ pub(crate) fn conv2d_backward_input<S: SimdF32, const PIX: usize, const COV: usi
     let zero_bias = AlignedVec::zeros(c_in_p);
     // The output gradient is the input of this convolution and the input gradient its output.
     let transposed = Conv2dShape { c_in: shape.c_out, c_out: shape.c_in, ..*shape };
-    conv3x3::<S, PIX, COV>(s, &transposed, grad_output, &packed, &zero_bias, grad_input, false);
+    conv3x3::<S, Intrinsics, PIX, COV>(s, &transposed, grad_output, &packed, &zero_bias, grad_input, false);
 }
 // ANCHOR_END: conv2d_backward_input
 
@@ -106,7 +120,7 @@ pub(crate) fn conv2d_backward_input<S: SimdF32, const PIX: usize, const COV: usi
 ///     one-pixel tile at x = w-1 (kernel columns 0..2)
 /// ```
 #[inline(always)]
-fn conv3x3<S: SimdF32, const PIX: usize, const COV: usize>(
+fn conv3x3<S: SimdF32, K: ChannelLoop<S>, const PIX: usize, const COV: usize>(
     s: S,
     shape: &Conv2dShape,
     input: &[f32],
@@ -135,7 +149,7 @@ fn conv3x3<S: SimdF32, const PIX: usize, const COV: usize>(
                 // 0..vectors; `Geometry::run` relies on nothing else.
                 unsafe {
                     // First and last pixel of the row.
-                    geometry.edge::<S, COV>(
+                    geometry.edge::<S, K, COV>(
                         s,
                         cov,
                         src,
@@ -145,7 +159,7 @@ fn conv3x3<S: SimdF32, const PIX: usize, const COV: usize>(
                         Tile { kx: 1..if w == 1 { 2 } else { 3 }, ..at.clone() },
                     );
                     if w > 1 {
-                        geometry.edge::<S, COV>(
+                        geometry.edge::<S, K, COV>(
                             s,
                             cov,
                             src,
@@ -163,8 +177,8 @@ fn conv3x3<S: SimdF32, const PIX: usize, const COV: usize>(
                             let x = x0.min(w - 1 - PIX);
                             let t = Tile { x0: x, ..at.clone() };
                             match cov == COV {
-                                true => geometry.run::<S, PIX, COV>(s, src, packed, bias_p, dst, t),
-                                false => geometry.run::<S, PIX, 1>(s, src, packed, bias_p, dst, t),
+                                true => geometry.run::<S, K, PIX, COV>(s, src, packed, bias_p, dst, t),
+                                false => geometry.run::<S, K, PIX, 1>(s, src, packed, bias_p, dst, t),
                             }
                             if x + PIX >= w - 1 {
                                 break;
@@ -173,7 +187,7 @@ fn conv3x3<S: SimdF32, const PIX: usize, const COV: usize>(
                         }
                     } else {
                         for x in 1..1 + interior {
-                            geometry.edge::<S, COV>(s, cov, src, packed, bias_p, dst, Tile { x0: x, ..at.clone() });
+                            geometry.edge::<S, K, COV>(s, cov, src, packed, bias_p, dst, Tile { x0: x, ..at.clone() });
                         }
                     }
                 }
@@ -212,7 +226,7 @@ impl Geometry {
     /// As for [`Geometry::run`].
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn edge<S: SimdF32, const COV: usize>(
+    unsafe fn edge<S: SimdF32, K: ChannelLoop<S>, const COV: usize>(
         self,
         s: S,
         cov: usize,
@@ -225,9 +239,9 @@ impl Geometry {
         // SAFETY: forwarded from the caller.
         unsafe {
             if cov == COV {
-                self.run::<S, 1, COV>(s, src, packed, bias, dst, t)
+                self.run::<S, K, 1, COV>(s, src, packed, bias, dst, t)
             } else {
-                self.run::<S, 1, 1>(s, src, packed, bias, dst, t)
+                self.run::<S, K, 1, 1>(s, src, packed, bias, dst, t)
             }
         }
     }
@@ -238,7 +252,7 @@ impl Geometry {
     /// `x0..x0+P` and the pixels its kernel columns read (`x0 + kx - 1`) are inside `0..w`;
     /// `v0 + C <= c_out_p / LANES`; `packed` and `bias` as in `conv3x3`.
     #[inline(always)]
-    unsafe fn run<S: SimdF32, const P: usize, const C: usize>(
+    unsafe fn run<S: SimdF32, K: ChannelLoop<S>, const P: usize, const C: usize>(
         self,
         s: S,
         src: *const f32,
@@ -263,15 +277,7 @@ impl Geometry {
                 unsafe {
                     let px = src.add((iy * w + t.x0 + kx - 1) * c_in);
                     let taps = wp.add((ky * 3 + kx) * c_in * c_out_p + t.v0 * lanes);
-                    for ci in 0..c_in {
-                        let wv: [S::V; C] = std::array::from_fn(|j| s.load(taps.add(ci * c_out_p + j * lanes)));
-                        for (p, acc_p) in acc.iter_mut().enumerate() {
-                            let xv = s.splat(*px.add(p * c_in + ci));
-                            for (a, &wj) in acc_p.iter_mut().zip(&wv) {
-                                *a = s.mul_add(xv, wj, *a);
-                            }
-                        }
-                    }
+                    K::channels(s, &mut acc, px, c_in, taps, c_out_p);
                 }
             }
         }
@@ -308,6 +314,53 @@ impl Geometry {
     }
     // ANCHOR_END: conv_tile
 }
+
+// ANCHOR: channel_loop
+/// The innermost loop of a tile: `acc[p][j] += px[p][ci] * taps[ci][j]` for every input channel
+/// `ci`, where `px[p]` is pixel `p`'s `c_in` input values and `taps[ci]` the tap's `C` weight
+/// vectors for channel `ci`.
+pub(crate) trait ChannelLoop<S: SimdF32> {
+    /// # Safety
+    /// `px` is valid for reading `P * c_in` floats, `taps` for `c_in` rows of `c_out_p` floats
+    /// whose first `C` vectors are read.
+    unsafe fn channels<const P: usize, const C: usize>(
+        s: S,
+        acc: &mut [[S::V; C]; P],
+        px: *const f32,
+        c_in: usize,
+        taps: *const f32,
+        c_out_p: usize,
+    );
+}
+
+/// The loop of chapters 4-6, written with the trait: for each input channel, load `C` weight
+/// vectors into `wv`, then for each pixel broadcast one input value and do `C` multiply-adds.
+pub(crate) struct Intrinsics;
+
+impl<S: SimdF32> ChannelLoop<S> for Intrinsics {
+    #[inline(always)]
+    unsafe fn channels<const P: usize, const C: usize>(
+        s: S,
+        acc: &mut [[S::V; C]; P],
+        px: *const f32,
+        c_in: usize,
+        taps: *const f32,
+        c_out_p: usize,
+    ) {
+        for ci in 0..c_in {
+            // SAFETY: ci < c_in and j < C, inside what the caller guarantees.
+            let wv: [S::V; C] = std::array::from_fn(|j| unsafe { s.load(taps.add(ci * c_out_p + j * S::LANES)) });
+            for (p, acc_p) in acc.iter_mut().enumerate() {
+                // SAFETY: p < P and ci < c_in.
+                let xv = s.splat(unsafe { *px.add(p * c_in + ci) });
+                for (a, &wj) in acc_p.iter_mut().zip(&wv) {
+                    *a = s.mul_add(xv, wj, *a);
+                }
+            }
+        }
+    }
+}
+// ANCHOR_END: channel_loop
 
 // ANCHOR: conv2d_backward_weight
 /// `grad_w[ky, kx, ci, co] = sum over b, y, x of in[b, y+ky-1, x+kx-1, ci] * grad_out[b, y, x, co]`

@@ -6,7 +6,11 @@
 //! `Isa::Avx512.check()` passed.
 
 mod activation;
+#[cfg(feature = "ch11")]
+pub(crate) mod asm;
 mod conv2d;
+#[cfg(feature = "ch11")]
+pub(crate) mod exp;
 mod linear;
 #[cfg(feature = "ch7")]
 mod memory;
@@ -21,6 +25,12 @@ pub(crate) mod winograd;
 
 pub(crate) use activation::{relu_backward, relu_forward};
 pub(crate) use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
+// Chapter 11 vectorises `exp`; before it the sigmoid (one per image) and the softmax (one
+// 10-way row per digit) stay scalar, too little work to be worth a polynomial.
+#[cfg(not(feature = "ch11"))]
+use crate::kernels::scalar::{sigmoid_forward, softmax_forward};
+#[cfg(feature = "ch11")]
+pub(crate) use exp::{sigmoid_forward, softmax_forward};
 pub(crate) use linear::{linear_backward_input, linear_backward_weight};
 // Chapter 7 chooses fc1's tile from the L1's ways; before it, chapter 6's 12 rows.
 #[cfg(not(feature = "ch7"))]
@@ -33,7 +43,7 @@ pub(crate) use sgd::{axpy, sgd_momentum_update};
 pub(crate) use tiles::linear_forward;
 pub(crate) use vector::Avx512;
 
-use crate::kernels::{Isa, Kernels, scalar};
+use crate::kernels::{Isa, Kernels};
 
 // ANCHOR: table
 pub(crate) static KERNELS: Kernels = Kernels {
@@ -48,9 +58,8 @@ pub(crate) static KERNELS: Kernels = Kernels {
     linear_backward_weight,
     relu_forward,
     relu_backward,
-    // One sigmoid per image and one 10-way softmax per digit: too little work to vectorise.
-    sigmoid_forward: scalar::sigmoid_forward,
-    softmax_forward: scalar::softmax_forward,
+    sigmoid_forward,
+    softmax_forward,
     axpy,
     sgd_momentum_update,
     peak: peak::peak,

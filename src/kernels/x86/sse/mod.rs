@@ -7,6 +7,8 @@
 
 mod activation;
 mod conv2d;
+#[cfg(feature = "ch11")]
+pub(crate) mod exp;
 mod linear;
 #[cfg(feature = "ch7")]
 mod memory;
@@ -20,6 +22,12 @@ pub(crate) mod winograd;
 
 pub(crate) use activation::{relu_backward, relu_forward};
 pub(crate) use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
+// Chapter 11 vectorises `exp`; before it the sigmoid (one per image) and the softmax (one
+// 10-way row per digit) stay scalar, too little work to be worth a polynomial.
+#[cfg(not(feature = "ch11"))]
+use crate::kernels::scalar::{sigmoid_forward, softmax_forward};
+#[cfg(feature = "ch11")]
+pub(crate) use exp::{sigmoid_forward, softmax_forward};
 pub(crate) use linear::{linear_backward_input, linear_backward_weight, linear_forward};
 #[cfg(feature = "ch7")]
 pub(crate) use memory::read_sum;
@@ -27,7 +35,7 @@ pub(crate) use pool::{max_pool2d_backward, max_pool2d_forward};
 pub(crate) use sgd::{axpy, sgd_momentum_update};
 pub(crate) use vector::Sse;
 
-use crate::kernels::{Isa, Kernels, scalar};
+use crate::kernels::{Isa, Kernels};
 
 // ANCHOR: table
 pub(crate) static KERNELS: Kernels = Kernels {
@@ -42,9 +50,8 @@ pub(crate) static KERNELS: Kernels = Kernels {
     linear_backward_weight,
     relu_forward,
     relu_backward,
-    // One sigmoid per image and one 10-way softmax per digit: too little work to vectorise.
-    sigmoid_forward: scalar::sigmoid_forward,
-    softmax_forward: scalar::softmax_forward,
+    sigmoid_forward,
+    softmax_forward,
     axpy,
     sgd_momentum_update,
     peak: peak::peak,
