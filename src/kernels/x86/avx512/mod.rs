@@ -6,6 +6,8 @@
 //! `Isa::Avx512.check()` passed.
 
 mod activation;
+#[cfg(feature = "ch11")]
+pub(crate) mod bf16;
 mod conv2d;
 mod linear;
 #[cfg(feature = "ch7")]
