@@ -186,6 +186,13 @@ for conv in direct winograd; do
     record "ch10-train-$conv" drop_cargo_progress cargo run --release --example train_catdog -- \
         --conv "$conv" --limit 4000 --epochs 3 --seed 0 --save "runs/ch10/$conv.safetensors" --overwrite
 done
+# Chapter 11: the bf16 tests and the 3-epoch runs on 4,000 photos in each precision (the bf16
+# run needs a CPU with AVX-512 BF16; elsewhere its record is the one-line refusal).
+record ch11-bf16-test "drop_cargo_progress | keep_test_targets ch11_bf16" cargo ch11 --test ch11_bf16
+for precision in fp32 bf16; do
+    record "ch11-train-$precision" drop_cargo_progress cargo run --release --example train_catdog -- \
+        --precision "$precision" --limit 4000 --epochs 3 --seed 0 --save "runs/ch11/$precision.safetensors" --overwrite
+done
 
 WEIGHTS=runs/improved/catdog.safetensors
 if [[ -f $WEIGHTS ]]; then

@@ -236,3 +236,31 @@ fn the_bf16_table_exists_only_where_it_can_run() {
         }
     }
 }
+
+/// A checkpoint's run state records the precision, so that `--resume` keeps it; a record of
+/// an earlier version, without one, reads as fp32.
+#[test]
+fn the_run_state_keeps_the_precision() {
+    use simd_cnn::checkpoint::{load, save};
+    use simd_cnn::model::CatDogCnn;
+    use simd_cnn::train::{LrSchedule, Sgd};
+    use simd_cnn::trainer::{Hyperparameters, TrainState};
+    let dir = tempfile::tempdir().unwrap();
+    for precision in [Precision::Bf16, Precision::Fp32] {
+        let path = dir.path().join(format!("{precision}.safetensors"));
+        let hyper = Hyperparameters {
+            batch_size: 4,
+            augment: false,
+            val_fraction: 0.2,
+            epochs: 1,
+            base_lr: 0.01,
+            schedule: LrSchedule::Constant,
+            limit: None,
+            conv: ConvAlgorithm::Direct,
+            precision,
+        };
+        save(&path, &CatDogCnn::new(16, 16, 1), &Sgd::new(0.01, 0.0), &TrainState::new(1, hyper)).unwrap();
+        let (_, _, state) = load(&path, None).unwrap();
+        assert_eq!(state.hyper.precision, precision);
+    }
+}
