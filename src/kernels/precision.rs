@@ -34,7 +34,7 @@ pub enum PrecisionError {
     #[error("{0}")]
     Conv(#[from] ConvAlgorithmError),
     #[error(
-        "bf16 kernels come with the avx512 table of chapter 11 (x86-64, feature `ch11` or later); this build has none for {isa}"
+        "bf16 kernels come with the avx512 table of chapter 11 (x86-64, feature `ch11` or later); there are none for {isa}"
     )]
     NotCompiled { isa: Isa },
     #[error("this CPU has no AVX-512 BF16 (vdpbf16ps), which bf16 training needs; use --precision fp32")]
@@ -111,6 +111,9 @@ impl Kernels {
         match precision {
             Precision::Fp32 => Ok(fp32),
             Precision::Bf16 => {
+                // The avx512 table's refusal first (not compiled, not on this CPU, above the
+                // cap): it says what to change.
+                Isa::Avx512.check()?;
                 let table = bf16_table(isa).ok_or(PrecisionError::NotCompiled { isa })?;
                 if !cpu_has_bf16() {
                     return Err(PrecisionError::NoCpuSupport);
