@@ -30,12 +30,20 @@ use std::arch::x86_64::*;
 #[inline(always)]
 pub(crate) fn to_bf16(x: f32) -> u16 {
     let bits = x.to_bits();
-    if x.is_nan() {
-        return ((bits >> 16) | 0x40) as u16;
-    }
     // Adding 0x7fff rounds up everything above half of the dropped 16 bits; adding the lowest
     // kept bit too moves an exact half up only when that makes the kept part even.
-    (bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16) as u16
+    let rounded = (bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16) as u16;
+    // A select rather than an early return, so that loops of conversions vectorise.
+    if x.is_nan() { ((bits >> 16) | 0x40) as u16 } else { rounded }
+}
+
+/// `dst[i] = to_bf16(src[i])`: one loop the compiler vectorises (inside the kernels' AVX-512
+/// functions, with AVX-512 instructions).
+#[inline(always)]
+fn convert(src: &[f32], dst: &mut [u16]) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = to_bf16(v);
+    }
 }
 
 /// Two bf16 values in one 32-bit lane: `lo` in the low half (the even element of the pair).
@@ -72,19 +80,21 @@ fn lanes_mask(rest: usize) -> __mmask16 {
 // ANCHOR: pack_input
 /// `[n, h, w, c]` fp32 into `[n, h + 2, w + 2, ceil(c / 2)]` pairs of channels in bf16: the
 /// image with a one-pixel zero border, and a zero partner for the last channel when `c` is odd.
+///
+/// On a little-endian machine a pair of channels in one `u32` is the two bf16 values one after the
+/// other in memory, so the pixel's channels are converted straight into a `u16` view of the
+/// buffer.
+#[inline(always)]
 fn pack_channel_pairs(x: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<u32> {
     let pairs = c.div_ceil(2);
     let (hp, wp) = (h + 2, w + 2);
     let mut out = vec![0u32; n * hp * wp * pairs];
-    for (src, dst) in x.chunks_exact(h * w * c).zip(out.chunks_exact_mut(hp * wp * pairs)) {
+    let out16: &mut [u16] = bytemuck::cast_slice_mut(&mut out);
+    for (src, dst) in x.chunks_exact(h * w * c).zip(out16.chunks_exact_mut(hp * wp * 2 * pairs)) {
         for y in 0..h {
             for xx in 0..w {
-                let s = &src[(y * w + xx) * c..][..c];
-                let d = &mut dst[((y + 1) * wp + xx + 1) * pairs..][..pairs];
-                for (k, v) in d.iter_mut().enumerate() {
-                    let hi = if 2 * k + 1 < c { s[2 * k + 1] } else { 0.0 };
-                    *v = pair(s[2 * k], hi);
-                }
+                let at = ((y + 1) * wp + xx + 1) * 2 * pairs;
+                convert(&src[(y * w + xx) * c..][..c], &mut dst[at..at + c]);
             }
         }
     }
@@ -291,20 +301,19 @@ pub(crate) fn conv2d_backward_input(shape: &Conv2dShape, grad_output: &[f32], we
 /// read for output pixels `(2q, 2q + 1)` and kernel column `kx` starts at `x' = 2q + kx`.
 /// Every value is stored twice (once as the low, once as the high half of a pair): the bf16
 /// copy is as big as the fp32 input.
+#[inline(always)]
 fn pack_pixel_pairs(x: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<u32> {
     let (hp, wp) = (h + 2, w + 2);
     let mut out = vec![0u32; n * hp * wp * c];
-    let at = |img: usize, y: usize, xx: usize, ci: usize| -> f32 {
-        // Bordered coordinates: 0 and h + 1 (w + 1 and beyond) are the zero border.
-        if y == 0 || y > h || xx == 0 || xx > w { 0.0 } else { x[((img * h + y - 1) * w + xx - 1) * c + ci] }
-    };
-    for img in 0..n {
-        for y in 1..=h {
-            for xx in 0..wp {
-                let d = &mut out[((img * hp + y) * wp + xx) * c..][..c];
-                for (ci, v) in d.iter_mut().enumerate() {
-                    *v = pair(at(img, y, xx, ci), at(img, y, xx + 1, ci));
-                }
+    // One bordered row in bf16: pixel 0 and pixels w + 1, w + 2 are zeros.
+    let mut row = vec![0u16; (wp + 1) * c];
+    for (img, src) in x.chunks_exact(h * w * c).enumerate() {
+        for y in 0..h {
+            convert(&src[y * w * c..][..w * c], &mut row[c..(w + 1) * c]);
+            let dst = &mut out[((img * hp + y + 1) * wp) * c..][..wp * c];
+            // Pixel x' and pixel x' + 1 of the same channel are c values apart.
+            for ((d, &lo), &hi) in dst.iter_mut().zip(&row).zip(&row[c..]) {
+                *d = u32::from(lo) | (u32::from(hi) << 16);
             }
         }
     }
@@ -313,16 +322,19 @@ fn pack_pixel_pairs(x: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<u3
 
 /// The output gradient `[n, h, w, c_out]` as `[n, h, ceil(w / 2), c_out_p]` pairs of
 /// neighbouring pixels (a zero partner after an odd last pixel, zeros after `c_out`).
+#[inline(always)]
 fn pack_gradient_pairs(g: &[f32], n: usize, h: usize, w: usize, c_out: usize, c_out_p: usize) -> Vec<u32> {
     let wq = w.div_ceil(2);
     let mut out = vec![0u32; n * h * wq * c_out_p];
-    for row in 0..n * h {
-        let src = &g[row * w * c_out..][..w * c_out];
+    // One row in bf16, with a zero pixel after it for an odd width.
+    let mut row = vec![0u16; 2 * wq * c_out];
+    for (r, src) in g.chunks_exact(w * c_out).enumerate() {
+        convert(src, &mut row[..w * c_out]);
         for q in 0..wq {
-            let d = &mut out[(row * wq + q) * c_out_p..][..c_out];
-            for (co, v) in d.iter_mut().enumerate() {
-                let hi = if 2 * q + 1 < w { src[(2 * q + 1) * c_out + co] } else { 0.0 };
-                *v = pair(src[2 * q * c_out + co], hi);
+            let d = &mut out[(r * wq + q) * c_out_p..][..c_out];
+            let (lo, hi) = row[2 * q * c_out..][..2 * c_out].split_at(c_out);
+            for ((v, &l), &h) in d.iter_mut().zip(lo).zip(hi) {
+                *v = u32::from(l) | (u32::from(h) << 16);
             }
         }
     }
