@@ -264,3 +264,35 @@ fn the_run_state_keeps_the_precision() {
         assert_eq!(state.hyper.precision, precision);
     }
 }
+
+// ANCHOR: whole_cnn
+/// The whole network's gradient with the bf16 table against the fp32 table's. This is a sanity
+/// check, not a tolerance: through a whole network no bound follows from the format alone. A
+/// max-pool routes each gradient to the largest of four values, and rounding may change which
+/// one that is; a fused ReLU drops the gradient where a sum is not positive, and rounding moves
+/// sums near zero across it; a bias gradient is a sum over every pixel whose terms cancel, so
+/// its rounding error is large against its value. Each of those is a discrete or amplified
+/// change that no per-value bound covers. What must hold is that every parameter's gradient
+/// points the same way: a cosine similarity above 0.95 (a sign error, a lost term or a pair in
+/// the wrong half of its lane brings it far lower), and is not the fp32 gradient bit for bit
+/// (the operands were rounded). The per-pass tests above carry the derived tolerance.
+#[test]
+fn the_whole_cnn_gradient_in_bf16_points_where_fp32_does() {
+    use simd_cnn::model::CatDogCnn;
+    let Some(bf16) = bf16_kernels() else { return };
+    let fp32 = Kernels::for_isa(Isa::Avx512).unwrap();
+    let net = CatDogCnn::new(16, 16, 17);
+    let x: Vec<f32> = rand_vec(4 * 16 * 16 * 3, 18).iter().map(|v| v * 0.5 + 0.5).collect();
+    let labels = [0.0, 1.0, 1.0, 0.0];
+    let (mut a, mut b) = (net.clone(), net);
+    a.forward_backward(fp32, &x, &labels);
+    b.forward_backward(bf16, &x, &labels);
+    let dot = |u: &[f32], v: &[f32]| u.iter().zip(v).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum::<f64>();
+    for (p, name) in CatDogCnn::PARAM_NAMES.iter().enumerate() {
+        let (ga, gb) = (a.params()[p].grad.as_slice(), b.params()[p].grad.as_slice());
+        let cosine = dot(ga, gb) / (dot(ga, ga) * dot(gb, gb)).sqrt();
+        assert!(cosine > 0.95, "{name}: cosine similarity {cosine}");
+        assert!(ga != gb, "{name}: bf16 gave the fp32 gradient bit for bit");
+    }
+}
+// ANCHOR_END: whole_cnn
