@@ -23,6 +23,22 @@
 use crate::kernels::{Conv2dShape, Kernels};
 use crate::tensor::AlignedVec;
 use std::arch::x86_64::*;
+use std::cell::RefCell;
+
+thread_local! {
+    /// Each thread's two packed copies, kept from one call to the next. A fresh buffer of a few
+    /// megabytes per call would cost a page fault for every 4 KB the first time it is written,
+    /// which under a hypervisor took longer than the packing itself; a reused one is only
+    /// cleared.
+    static PACKED: RefCell<(Vec<u32>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// `buf` as `len` zeros, reusing its allocation.
+#[inline(always)]
+fn zeroed(buf: &mut Vec<u32>, len: usize) {
+    buf.clear();
+    buf.resize(len, 0);
+}
 
 // ANCHOR: to_bf16
 /// The bf16 nearest to `x` (ties to even), as its 16 bits: the top half of the fp32 bits,
@@ -85,11 +101,11 @@ fn lanes_mask(rest: usize) -> __mmask16 {
 /// other in memory, so the pixel's channels are converted straight into a `u16` view of the
 /// buffer.
 #[inline(always)]
-fn pack_channel_pairs(x: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<u32> {
+fn pack_channel_pairs(x: &[f32], n: usize, h: usize, w: usize, c: usize, out: &mut Vec<u32>) {
     let pairs = c.div_ceil(2);
     let (hp, wp) = (h + 2, w + 2);
-    let mut out = vec![0u32; n * hp * wp * pairs];
-    let out16: &mut [u16] = bytemuck::cast_slice_mut(&mut out);
+    zeroed(out, n * hp * wp * pairs);
+    let out16: &mut [u16] = bytemuck::cast_slice_mut(out.as_mut_slice());
     for (src, dst) in x.chunks_exact(h * w * c).zip(out16.chunks_exact_mut(hp * wp * 2 * pairs)) {
         for y in 0..h {
             for xx in 0..w {
@@ -98,7 +114,6 @@ fn pack_channel_pairs(x: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<
             }
         }
     }
-    out
 }
 // ANCHOR_END: pack_input
 
@@ -106,9 +121,9 @@ fn pack_channel_pairs(x: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<
 /// HWIO weights `[3, 3, c_in, c_out]` into `[9, ceil(c_in / 2), c_out_p]` pairs of input
 /// channels, with `c_out_p` the output channels rounded up to 16 (zeros after them): a vector
 /// load gives one pair of input channels for 16 output channels.
-fn pack_weight_pairs(weight: &[f32], c_in: usize, c_out: usize, c_out_p: usize) -> Vec<u32> {
+fn pack_weight_pairs(weight: &[f32], c_in: usize, c_out: usize, c_out_p: usize, out: &mut Vec<u32>) {
     let pairs = c_in.div_ceil(2);
-    let mut out = vec![0u32; 9 * pairs * c_out_p];
+    zeroed(out, 9 * pairs * c_out_p);
     for tap in 0..9 {
         for ci in 0..c_in {
             for co in 0..c_out {
@@ -117,15 +132,14 @@ fn pack_weight_pairs(weight: &[f32], c_in: usize, c_out: usize, c_out_p: usize) 
             }
         }
     }
-    out
 }
 
 /// The weights backward-input convolves with, `w'[ky, kx, co, ci] = w[2-ky, 2-kx, ci, co]`
 /// (the kernel turned by 180 degrees, channel axes exchanged), packed in pairs of *output*
 /// channels: `[9, ceil(c_out / 2), c_in_p]`.
-fn pack_weight_pairs_transposed(weight: &[f32], c_in: usize, c_out: usize, c_in_p: usize) -> Vec<u32> {
+fn pack_weight_pairs_transposed(weight: &[f32], c_in: usize, c_out: usize, c_in_p: usize, out: &mut Vec<u32>) {
     let pairs = c_out.div_ceil(2);
-    let mut out = vec![0u32; 9 * pairs * c_in_p];
+    zeroed(out, 9 * pairs * c_in_p);
     for tap in 0..9 {
         for ci in 0..c_in {
             for co in 0..c_out {
@@ -134,7 +148,6 @@ fn pack_weight_pairs_transposed(weight: &[f32], c_in: usize, c_out: usize, c_in_
             }
         }
     }
-    out
 }
 // ANCHOR_END: pack_weights
 
@@ -260,8 +273,9 @@ pub(crate) fn conv2d_forward(
     shape.check_forward(input, weight, bias, output);
     let Conv2dShape { n, h, w, c_in, c_out } = *shape;
     let c_out_p = c_out.next_multiple_of(16);
-    let x = pack_channel_pairs(input, n, h, w, c_in);
-    let packed = pack_weight_pairs(weight, c_in, c_out, c_out_p);
+    let (mut x, mut packed) = PACKED.take();
+    pack_channel_pairs(input, n, h, w, c_in, &mut x);
+    pack_weight_pairs(weight, c_in, c_out, c_out_p, &mut packed);
     let mut bias_p = AlignedVec::zeros(c_out_p);
     bias_p[..c_out].copy_from_slice(bias);
     let engine = Engine { h, w, pairs: c_in.div_ceil(2), c_out, c_out_p, relu: fuse_relu };
@@ -272,6 +286,7 @@ pub(crate) fn conv2d_forward(
     } else {
         engine.run::<12, 2>(n, &x, &packed, &bias_p, output)
     }
+    PACKED.set((x, packed));
 }
 // ANCHOR_END: conv2d_forward
 
@@ -283,8 +298,9 @@ pub(crate) fn conv2d_backward_input(shape: &Conv2dShape, grad_output: &[f32], we
     shape.check_backward_input(grad_output, weight, grad_input);
     let Conv2dShape { n, h, w, c_in, c_out } = *shape;
     let c_in_p = c_in.next_multiple_of(16);
-    let g = pack_channel_pairs(grad_output, n, h, w, c_out);
-    let packed = pack_weight_pairs_transposed(weight, c_in, c_out, c_in_p);
+    let (mut g, mut packed) = PACKED.take();
+    pack_channel_pairs(grad_output, n, h, w, c_out, &mut g);
+    pack_weight_pairs_transposed(weight, c_in, c_out, c_in_p, &mut packed);
     let zero_bias = AlignedVec::zeros(c_in_p);
     let engine = Engine { h, w, pairs: c_out.div_ceil(2), c_out: c_in, c_out_p: c_in_p, relu: false };
     if c_in_p / 16 >= 4 {
@@ -292,6 +308,7 @@ pub(crate) fn conv2d_backward_input(shape: &Conv2dShape, grad_output: &[f32], we
     } else {
         engine.run::<12, 2>(n, &g, &packed, &zero_bias, grad_input)
     }
+    PACKED.set((g, packed));
 }
 // ANCHOR_END: conv2d_backward_input
 
@@ -302,9 +319,9 @@ pub(crate) fn conv2d_backward_input(shape: &Conv2dShape, grad_output: &[f32], we
 /// Every value is stored twice (once as the low, once as the high half of a pair): the bf16
 /// copy is as big as the fp32 input.
 #[inline(always)]
-fn pack_pixel_pairs(x: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<u32> {
+fn pack_pixel_pairs(x: &[f32], n: usize, h: usize, w: usize, c: usize, out: &mut Vec<u32>) {
     let (hp, wp) = (h + 2, w + 2);
-    let mut out = vec![0u32; n * hp * wp * c];
+    zeroed(out, n * hp * wp * c);
     // One bordered row in bf16: pixel 0 and pixels w + 1, w + 2 are zeros.
     let mut row = vec![0u16; (wp + 1) * c];
     for (img, src) in x.chunks_exact(h * w * c).enumerate() {
@@ -317,15 +334,14 @@ fn pack_pixel_pairs(x: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<u3
             }
         }
     }
-    out
 }
 
 /// The output gradient `[n, h, w, c_out]` as `[n, h, ceil(w / 2), c_out_p]` pairs of
 /// neighbouring pixels (a zero partner after an odd last pixel, zeros after `c_out`).
 #[inline(always)]
-fn pack_gradient_pairs(g: &[f32], n: usize, h: usize, w: usize, c_out: usize, c_out_p: usize) -> Vec<u32> {
+fn pack_gradient_pairs(g: &[f32], n: usize, h: usize, w: usize, c_out: usize, c_out_p: usize, out: &mut Vec<u32>) {
     let wq = w.div_ceil(2);
-    let mut out = vec![0u32; n * h * wq * c_out_p];
+    zeroed(out, n * h * wq * c_out_p);
     // One row in bf16, with a zero pixel after it for an odd width.
     let mut row = vec![0u16; 2 * wq * c_out];
     for (r, src) in g.chunks_exact(w * c_out).enumerate() {
@@ -338,7 +354,6 @@ fn pack_gradient_pairs(g: &[f32], n: usize, h: usize, w: usize, c_out: usize, c_
             }
         }
     }
-    out
 }
 // ANCHOR_END: pack_pixel_pairs
 
@@ -457,8 +472,9 @@ pub(crate) fn conv2d_backward_weight(
     shape.check_backward_weight(input, grad_output, grad_weight, grad_bias);
     let Conv2dShape { n, h, w, c_in, c_out } = *shape;
     let c_out_p = c_out.next_multiple_of(16);
-    let x = pack_pixel_pairs(input, n, h, w, c_in);
-    let g = pack_gradient_pairs(grad_output, n, h, w, c_out, c_out_p);
+    let (mut x, mut g) = PACKED.take();
+    pack_pixel_pairs(input, n, h, w, c_in, &mut x);
+    pack_gradient_pairs(grad_output, n, h, w, c_out, c_out_p, &mut g);
     let mut gw = AlignedVec::zeros(9 * c_in * c_out_p);
     let reduce = Reduce { h, w, c_in, c_out_p };
     // 3 kernel columns x input channels x output vectors = 24 accumulators, as in fp32.
@@ -469,6 +485,7 @@ pub(crate) fn conv2d_backward_weight(
     } else {
         reduce.run::<3, 2>(n, &x, &g, &mut gw)
     }
+    PACKED.set((x, g));
     for (dst, src) in grad_weight.chunks_exact_mut(c_out).zip(gw.chunks_exact(c_out_p)) {
         dst.copy_from_slice(&src[..c_out]);
     }
