@@ -296,3 +296,30 @@ fn the_whole_cnn_gradient_in_bf16_points_where_fp32_does() {
     }
 }
 // ANCHOR_END: whole_cnn
+
+/// The packed copies are kept per thread from one call to the next: a call after a larger one,
+/// whose copies filled more of the buffers, gives the same bits as the first call did.
+#[test]
+fn bf16_results_do_not_depend_on_earlier_calls() {
+    let Some(k) = bf16_kernels() else { return };
+    let (small, large) =
+        (Conv2dShape { n: 1, h: 5, w: 7, c_in: 3, c_out: 17 }, Conv2dShape { n: 2, h: 9, w: 13, c_in: 33, c_out: 40 });
+    let run = |s: &Conv2dShape, seed: u64| {
+        let (x, w, b, g) = (
+            rand_vec(s.input_len(), seed),
+            rand_vec(s.weight_len(), seed ^ 1),
+            rand_vec(s.c_out, seed ^ 2),
+            rand_vec(s.output_len(), seed ^ 3),
+        );
+        let mut y = vec![0.0; s.output_len()];
+        let mut gx = vec![0.0; s.input_len()];
+        let (mut gw, mut gb) = (vec![0.0; s.weight_len()], vec![0.0; s.c_out]);
+        k.conv2d_forward(s, &x, &w, &b, &mut y, true);
+        k.conv2d_backward_input(s, &g, &w, &mut gx);
+        k.conv2d_backward_weight(s, &x, &g, &mut gw, &mut gb);
+        [y, gx, gw, gb]
+    };
+    let first = run(&small, 5);
+    run(&large, 6);
+    assert!(run(&small, 5) == first, "a bf16 result changed after a larger call");
+}
