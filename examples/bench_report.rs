@@ -23,6 +23,10 @@
 //! The whole run takes about 5 minutes on 2 cores; `--only TEXT` keeps the ops whose name
 //! contains TEXT (`conv`, `backward`, `train_step`).
 //!
+//! From chapter 11 on, on a CPU with AVX-512 BF16, it also times the bf16 peak (`peak_bf16`)
+//! and the bf16 table's convolutions and training step (`<op>_bf16`, each right after its fp32
+//! op), and on every CPU a forward pass alone (`inference_catdog`, fp32, best instruction set).
+//!
 //! `--staircase` times chapter 4's staircase instead: the forward pass of each convolution with
 //! the scalar kernel and with each of the four steps of the SSE kernel, against the scalar and
 //! SSE peaks, with one chart per layer (`conv2_forward_staircase.svg`):
@@ -56,12 +60,16 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use simd_cnn::bench::staircase::{StaircaseOp, measure_staircase, staircase_ops};
 use simd_cnn::bench::{
-    Machine, MachineCpu, Measurement, Op, OpKind, Peak, Record, Report, TimingSettings, WINOGRAD_SUFFIX, filter_ops,
-    fmt_percent, fmt_rate, isa_label, measure_op, measure_peak, measure_winograd_op, report_ops, winograd_markdown,
-    winograd_ops,
+    BF16_SUFFIX, INFERENCE_CATDOG, Machine, MachineCpu, Measurement, Op, OpKind, Peak, Record, Report, TimingSettings,
+    WINOGRAD_SUFFIX, filter_ops, fmt_percent, fmt_rate, isa_label, measure_op, measure_peak, measure_winograd_op,
+    report_ops, winograd_markdown, winograd_ops,
+};
+use simd_cnn::bench::{
+    bf16_markdown, bf16_ops, measure_bf16_inference, measure_bf16_op, measure_bf16_peak, measure_inference,
 };
 use simd_cnn::data::download::write_atomic;
 use simd_cnn::kernels::Isa;
+use simd_cnn::kernels::{ConvAlgorithm, Kernels, Precision};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -115,7 +123,18 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let ops = filter_ops(report_ops(), args.only.as_deref());
     let winograd = filter_ops(winograd_ops(), args.only.as_deref());
-    if ops.is_empty() && winograd.is_empty() {
+    // Chapter 11: the bf16 table's ops, where this CPU can run it, and a forward pass alone.
+    let bf16_available = match Kernels::for_isa_precision(Isa::Avx512, ConvAlgorithm::Direct, Precision::Bf16) {
+        Ok(_) => true,
+        Err(e) if Precision::Bf16.is_compiled() => {
+            eprintln!("skipping bf16: {e}");
+            false
+        }
+        Err(_) => false,
+    };
+    let bf16 = if bf16_available { filter_ops(bf16_ops(), args.only.as_deref()) } else { Vec::new() };
+    let inference = args.only.as_deref().is_none_or(|only| INFERENCE_CATDOG.contains(only));
+    if ops.is_empty() && winograd.is_empty() && bf16.is_empty() && !inference {
         let names: Vec<String> = report_ops().into_iter().map(|op| op.name).collect();
         return Err(format!(
             "no op name contains '{}'; the ops are: {}",
@@ -151,10 +170,21 @@ fn run(args: &Args) -> Result<(), String> {
     let mut measurements: Vec<Measurement> = Vec::new();
     // Chapter 10: each Winograd record right after its direct op, so that the two share the
     // machine's conditions, for every instruction set that has Winograd kernels.
+    // Chapter 11: the same for the bf16 records, with the bf16 table (AVX-512 only).
     let twin = |op: &Op| winograd.iter().find(|w| w.name == format!("{}{WINOGRAD_SUFFIX}", op.name));
+    let twin_bf16 = |op: &Op| bf16.iter().find(|w| w.name == format!("{}{BF16_SUFFIX}", op.name));
     let alone = winograd.iter().filter(|w| !ops.iter().any(|op| twin(op) == Some(*w)));
-    let order = ops.iter().flat_map(|op| [Some(op), twin(op)]).flatten().chain(alone);
+    let alone_bf16 = bf16.iter().filter(|w| !ops.iter().any(|op| twin_bf16(op) == Some(*w)));
+    let order = ops.iter().flat_map(|op| [Some(op), twin(op), twin_bf16(op)]).flatten().chain(alone).chain(alone_bf16);
+    if !bf16.is_empty() {
+        measurements.push(measure_bf16_peak(&settings).map_err(|e| e.to_string())?);
+    }
     for op in order {
+        if op.name.ends_with(BF16_SUFFIX) {
+            bar.set_message(op.name.clone());
+            measurements.push(measure_bf16_op(op, &settings).map_err(|e| e.to_string())?);
+            continue;
+        }
         let winograd_op = op.name.ends_with(WINOGRAD_SUFFIX);
         for &isa in isas.iter().filter(|&&isa| !winograd_op || isa != Isa::Scalar) {
             bar.set_message(format!("{} {isa}", op.name));
@@ -170,12 +200,24 @@ fn run(args: &Args) -> Result<(), String> {
             measurements.push(measured);
         }
     }
+    if inference {
+        bar.set_message(INFERENCE_CATDOG);
+        let best = Kernels::for_isa(*isas.last().unwrap_or(&Isa::Scalar)).map_err(|e| e.to_string())?;
+        measurements.push(measure_inference(best, &settings));
+        if bf16_available {
+            measurements.push(measure_bf16_inference(&settings).map_err(|e| e.to_string())?);
+        }
+    }
     let mut report = Report::new(Machine::detect(), peaks, measurements);
     let (memory_markdown, memory_charts) = memory::memory_and_roofline(&mut report, &ops, &settings, |what| {
         bar.set_message(what.to_string());
     })?;
     bar.finish_and_clear();
-    let markdown = report.to_markdown() + &winograd_markdown(&report) + &metal::markdown(&report) + &memory_markdown;
+    let markdown = report.to_markdown()
+        + &winograd_markdown(&report)
+        + &bf16_markdown(&report)
+        + &metal::markdown(&report)
+        + &memory_markdown;
     println!("{markdown}");
     let json = serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())? + "\n";
     write_file(&args.json_out, json.as_bytes())?;

@@ -23,7 +23,7 @@ use simd_cnn::checkpoint::state_path;
 use simd_cnn::data::catdog::{self, OpenOptions, archive_url, find_pet_images};
 use simd_cnn::data::download::DownloadOptions;
 use simd_cnn::files::write_atomic;
-use simd_cnn::kernels::{ConvAlgorithm, Isa};
+use simd_cnn::kernels::{ConvAlgorithm, Isa, Precision};
 use simd_cnn::train::LrSchedule;
 use simd_cnn::trainer::{Config, EpochMetrics, Event, Outcome, Trainer, training_curves};
 use std::io::{IsTerminal, Write};
@@ -67,6 +67,10 @@ struct Args {
     /// direct or winograd (chapter 10) [default: direct, or the resumed run's]
     #[arg(long)]
     conv: Option<ConvAlgorithm>,
+    /// fp32 or bf16 (chapter 11: bf16 products with fp32 sums and fp32 weights, on a CPU with
+    /// AVX-512 BF16) [default: fp32, or the resumed run's]
+    #[arg(long)]
+    precision: Option<Precision>,
     /// Threads [default: one per core]
     #[arg(long)]
     threads: Option<usize>,
@@ -113,6 +117,7 @@ fn run(args: &Args) -> Result<ExitCode, Error> {
         threads: args.threads.unwrap_or(Config::default().threads),
         isa: args.isa,
         conv: args.conv,
+        precision: args.precision,
         save: Some(save.clone()),
         overwrite: args.overwrite,
     };
@@ -327,10 +332,14 @@ fn describe(trainer: &Trainer, dir: &Path, args: &Args) {
     );
     let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     println!(
-        "kernels: {} ({} lanes), {} convolutions, {}",
+        "kernels: {} ({} lanes), {} convolutions{}, {}",
         trainer.kernels().isa(),
         trainer.kernels().isa().lanes(),
         trainer.kernels().conv_algorithm(),
+        match trainer.kernels().precision() {
+            Precision::Fp32 => "",
+            Precision::Bf16 => " in bf16 (fp32 sums and weights)",
+        },
         plural(trainer.threads(), "thread", "threads")
     );
     if let Some(path) = &args.resume {
@@ -409,6 +418,7 @@ struct Summary<'a> {
     images_per_second: f64,
     isa: &'static str,
     conv: &'static str,
+    precision: &'static str,
     threads: usize,
     skipped_files: u64,
     train_images: usize,
@@ -439,6 +449,7 @@ fn summary<'a>(trainer: &'a Trainer, save: &'a Path) -> Summary<'a> {
         images_per_second: images / train_seconds.max(1e-9),
         isa: trainer.kernels().isa().name(),
         conv: trainer.kernels().conv_algorithm().name(),
+        precision: trainer.kernels().precision().name(),
         threads: trainer.threads(),
         skipped_files: trainer.data().skipped().total(),
         train_images: trainer.split().train.len(),

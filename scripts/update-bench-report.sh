@@ -22,5 +22,6 @@ rm -rf book/src/charts/bench
 # The focused tables of chapters 4-6, from the same measurement.
 python3 scripts/bench-tables.py
 python3 scripts/bench-winograd.py
+python3 scripts/bench-bf16.py
 # Chapter 7's memory and roofline tables, from the same measurement.
 python3 scripts/memory-tables.py

@@ -186,6 +186,15 @@ for conv in direct winograd; do
     record "ch10-train-$conv" drop_cargo_progress cargo run --release --example train_catdog -- \
         --conv "$conv" --limit 4000 --epochs 3 --seed 0 --save "runs/ch10/$conv.safetensors" --overwrite
 done
+# Chapter 11: the bf16 tests and the 3-epoch runs on 4,000 photos in each precision (the bf16
+# run needs a CPU with AVX-512 BF16; elsewhere its record is the one-line refusal).
+record ch11-bf16-test "drop_cargo_progress | keep_test_targets ch11_bf16" cargo ch11 --test ch11_bf16
+EXPECT=1 record ch11-bf16-refuse drop_cargo_progress env SIMD_CNN_MAX_ISA=avx2 \
+    cargo run --release --example train_catdog -- --precision bf16 --limit 100 --epochs 1 --save runs/ch11/refused.safetensors
+for precision in fp32 bf16; do
+    record "ch11-train-$precision" drop_cargo_progress cargo run --release --example train_catdog -- \
+        --precision "$precision" --limit 4000 --epochs 3 --seed 0 --save "runs/ch11/$precision.safetensors" --overwrite
+done
 
 # Chapter 11: the exp and asm tests, the error of each exp over every f32, and the race of the
 # hand-written AVX-512 tile against the compiler's on conv2 and conv3 (the full report, with

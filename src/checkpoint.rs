@@ -39,7 +39,7 @@
 //! [safetensors]: https://github.com/huggingface/safetensors
 
 use crate::files::{self, Fault, Step, sha256_hex};
-use crate::kernels::{ConvAlgorithm, ConvAlgorithmError};
+use crate::kernels::{ConvAlgorithm, ConvAlgorithmError, Precision, PrecisionError};
 use crate::model::{CATDOG, CATDOG_CHANNELS, CatDogCnn, Layer, Network, Plan, StepOp};
 use crate::nn::Param;
 use crate::tensor::Tensor;
@@ -252,6 +252,9 @@ struct RunRecord {
     /// `direct` or `winograd`; absent (direct) in the records of earlier versions.
     #[serde(default)]
     conv: String,
+    /// `fp32` or `bf16`; absent (fp32) in the records of earlier versions.
+    #[serde(default)]
+    precision: String,
     /// The position: epochs done, batches done in the next one.
     epoch: usize,
     batch: usize,
@@ -281,6 +284,7 @@ impl RunRecord {
             schedule: h.schedule.to_string(),
             limit: h.limit,
             conv: h.conv.to_string(),
+            precision: h.precision.to_string(),
             epoch: state.epoch,
             batch: state.batch,
             epoch_loss_sum,
@@ -600,6 +604,10 @@ fn read_checkpoint(
                 "" => ConvAlgorithm::Direct,
                 name => name.parse().map_err(|e: ConvAlgorithmError| file.metadata_error(e.to_string()))?,
             },
+            precision: match record.precision.as_str() {
+                "" => Precision::Fp32,
+                name => name.parse().map_err(|e: PrecisionError| file.metadata_error(e.to_string()))?,
+            },
             limit: record.limit,
         },
         epoch: record.epoch,
@@ -637,6 +645,7 @@ fn read_state_v1(file: &File, kind: Kind) -> Result<(Sgd, TrainState), Checkpoin
         schedule,
         limit,
         conv: ConvAlgorithm::Direct,
+        precision: Precision::Fp32,
     };
     let run = file.meta("run")?;
     let history: Vec<EpochMetrics> =

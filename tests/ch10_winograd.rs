@@ -207,6 +207,7 @@ fn the_run_state_keeps_the_convolutions() {
             schedule: LrSchedule::Constant,
             limit: None,
             conv,
+            precision: simd_cnn::kernels::Precision::Fp32,
         };
         save(&path, &CatDogCnn::new(16, 16, 1), &Sgd::new(0.01, 0.0), &TrainState::new(1, hyper)).unwrap();
         let (_, _, state) = load(&path, None).unwrap();

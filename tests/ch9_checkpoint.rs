@@ -45,6 +45,7 @@ const HYPER: Hyperparameters = Hyperparameters {
     schedule: LrSchedule::Cosine,
     limit: Some(2000),
     conv: ConvAlgorithm::Direct,
+    precision: simd_cnn::kernels::Precision::Fp32,
 };
 
 // -------------------------------------------------------------------------------------- helpers

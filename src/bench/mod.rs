@@ -7,6 +7,7 @@
 
 #[cfg(feature = "ch11")]
 pub mod asm;
+mod bf16;
 #[cfg(feature = "ch7")]
 pub mod memory;
 mod ops;
@@ -17,6 +18,10 @@ pub mod staircase;
 mod timing;
 mod winograd;
 
+pub use bf16::{
+    BF16_PEAK, BF16_SUFFIX, INFERENCE_CATDOG, bf16_markdown, bf16_ops, measure_bf16_inference, measure_bf16_op,
+    measure_bf16_peak, measure_inference,
+};
 pub use ops::{
     CATDOG_BATCH, CATDOG_IMAGE, Layer, LayerShape, MNIST_BATCH, Model, Op, OpKind, Workload, catdog_layers, filter_ops,
     forward_flops, kernel_ops, mnist_layers, report_ops, training_flops,

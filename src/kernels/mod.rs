@@ -13,6 +13,7 @@
 mod asm_table;
 mod conv_algorithm;
 mod isa;
+mod precision;
 mod shapes;
 mod table;
 
@@ -37,5 +38,6 @@ pub(crate) mod x86;
 
 pub use conv_algorithm::{ConvAlgorithm, ConvAlgorithmError, WINOGRAD_MIN_CHANNELS, WinogradSize, winograd_pays};
 pub use isa::{Isa, IsaError, MAX_ISA_ENV};
+pub use precision::{Precision, PrecisionError, cpu_has_bf16};
 pub use shapes::{Conv2dShape, LinearShape, Pool2dShape};
 pub use table::Kernels;

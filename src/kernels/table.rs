@@ -107,6 +107,17 @@ pub(crate) fn winograd_tables(isa: Isa) -> Option<&'static WinogradTables> {
     }
 }
 
+/// Chapter 11: the bf16 table of each compiled instruction set (see `precision`). Only the
+/// AVX-512 one exists, and it may only run where the CPU also has AVX-512 BF16.
+pub(crate) fn bf16_table(isa: Isa) -> Option<&'static Kernels> {
+    match isa {
+        #[cfg(all(target_arch = "x86_64", feature = "ch11"))]
+        Isa::Avx512 => Some(&super::x86::avx512::bf16::KERNELS),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
 // The safe entry points. Each checks the slice lengths against the shape (the kernels check
 // again: they are callable on their own) and calls through the table.
 impl Kernels {

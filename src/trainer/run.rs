@@ -15,7 +15,7 @@ use super::state::{EpochMetrics, Hyperparameters, TrainState};
 use crate::checkpoint::{self, CheckpointError};
 use crate::data::catdog::{CatDog, CatDogError, LoaderOptions, Split, sub_seed};
 use crate::files;
-use crate::kernels::{ConvAlgorithm, Isa, IsaError, Kernels};
+use crate::kernels::{ConvAlgorithm, Isa, IsaError, Kernels, Precision};
 use crate::model::{CatDogCnn, StepStats};
 use crate::nn::loss;
 use crate::parallel::{DataParallel, ParallelError};
@@ -51,6 +51,9 @@ pub struct Config {
     /// The convolutions (chapter 10); when `None`, direct for a new run, the checkpoint's for a
     /// resumed one.
     pub conv: Option<ConvAlgorithm>,
+    /// What the convolutions multiply (chapter 11); when `None`, fp32 for a new run, the
+    /// checkpoint's for a resumed one.
+    pub precision: Option<Precision>,
     /// Where to save a checkpoint after every epoch and when stopped.
     pub save: Option<PathBuf>,
     /// Whether a new run may replace a checkpoint already at `save` (of another run, or of this
@@ -73,6 +76,7 @@ impl Default for Config {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             isa: None,
             conv: None,
+            precision: None,
             save: None,
             overwrite: false,
         }
@@ -193,7 +197,8 @@ impl Trainer {
         let mut state = state;
         state.hyper.epochs = config.epochs;
         state.hyper.conv = config.conv.unwrap_or(state.hyper.conv);
-        let config = Config { conv: Some(state.hyper.conv), ..config };
+        state.hyper.precision = config.precision.unwrap_or(state.hyper.precision);
+        let config = Config { conv: Some(state.hyper.conv), precision: Some(state.hyper.precision), ..config };
         let position = (state.epoch, state.batch);
         let mut trainer = Trainer::assemble(config, data, model, opt, state)?;
         // The position must be one this data set can reach: the same batches per epoch.
@@ -225,7 +230,7 @@ impl Trainer {
             Some(isa) => isa,
             None => Kernels::best()?.isa(),
         };
-        let k = Kernels::for_isa_with(isa, config.conv.unwrap_or_default())
+        let k = Kernels::for_isa_precision(isa, config.conv.unwrap_or_default(), config.precision.unwrap_or_default())
             .map_err(|e| TrainError::Config(e.to_string()))?;
         let par = DataParallel::new(config.threads)?;
         let split = split(&data, &config)?;
@@ -462,6 +467,7 @@ fn hyperparameters(config: &Config) -> Hyperparameters {
         schedule: config.schedule,
         limit: config.limit,
         conv: config.conv.unwrap_or_default(),
+        precision: config.precision.unwrap_or_default(),
     }
 }
 

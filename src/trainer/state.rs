@@ -1,7 +1,7 @@
 //! Chapter 9: where a training run stands, the part of a checkpoint that is neither weights nor
 //! velocities: its position, its hyperparameters and the figures of every epoch done.
 
-use crate::kernels::ConvAlgorithm;
+use crate::kernels::{ConvAlgorithm, Precision};
 use crate::model::StepStats;
 use crate::train::{EpochStats, LrSchedule};
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,8 @@ pub struct Hyperparameters {
     pub limit: Option<usize>,
     /// How the convolutions are computed (chapter 10); a resumed run keeps it.
     pub conv: ConvAlgorithm,
+    /// What the convolutions multiply, fp32 or bf16 (chapter 11); a resumed run keeps it.
+    pub precision: Precision,
 }
 
 /// What one epoch measured.

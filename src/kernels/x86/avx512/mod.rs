@@ -8,6 +8,8 @@
 mod activation;
 #[cfg(feature = "ch11")]
 pub(crate) mod asm;
+#[cfg(feature = "ch11")]
+pub(crate) mod bf16;
 mod conv2d;
 #[cfg(feature = "ch11")]
 pub(crate) mod exp;
