@@ -64,7 +64,8 @@ struct Args {
     /// scalar, sse, avx2 or avx512 [default: the best this CPU has]
     #[arg(long)]
     isa: Option<Isa>,
-    /// direct or winograd (chapter 10) [default: direct, or the resumed run's]
+    /// direct or winograd (chapter 10) [default: winograd where the instruction set has it and
+    /// the precision is fp32, else direct; a resumed run keeps its own]
     #[arg(long)]
     conv: Option<ConvAlgorithm>,
     /// fp32 or bf16 (chapter 11: bf16 products with fp32 sums and fp32 weights, on a CPU with

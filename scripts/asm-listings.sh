@@ -144,7 +144,7 @@ fi
 
 # Chapter 11: the three convolution loops annotated line by line (scripts/annotate-asm.py), and
 # llvm-mca's prediction for them set against the share of the peak measured in the benchmark
-# report of the book (scripts/mca-table.py; book/src/output/bench-report.json is written by
+# report of the book and of any second machine (scripts/mca-table.py; book/src/output/bench-report.json is written by
 # scripts/update-bench-report.sh). llvm-mca is not needed by anything else: without one that
 # knows znver5 (LLVM 19 or later: apt-get install llvm-19, or LLVM_MCA=/path/to/llvm-mca) the
 # table is skipped with a message.
@@ -160,7 +160,9 @@ if wanted ch11-mca; then
     if [[ -z $MCA || $("$MCA" -mtriple=x86_64 -mcpu=help </dev/null 2>&1) != *znver5* ]]; then
         echo "asm-listings: no llvm-mca that knows znver5 (set LLVM_MCA or apt-get install llvm-19): ch11-mca skipped" >&2
     else
-        scripts/mca-table.py "$MCA" "$BOOK_OUT/bench-report.json" "$BOOK_OUT" >"$BOOK_OUT/ch11-mca.md"
+        # The book's report and any second machine's (update-bench-report.sh --machine NAME).
+        scripts/mca-table.py "$MCA" "$BOOK_OUT"/bench-report.json "$BOOK_OUT"/bench-report-*.json "$BOOK_OUT" \
+            >"$BOOK_OUT/ch11-mca.md"
         echo "asm-listings: $BOOK_OUT/ch11-mca.md ($("$MCA" --version | grep -o 'LLVM version [0-9.]*'))" >&2
     fi
 fi

@@ -28,7 +28,7 @@ def main():
     body = [machine, "", "| ISA | peak GFLOP/s (1 core) |", "| --- | ---: |", *peaks, "", *table, "",
             "Effective GFLOP/s count the direct convolution's FLOPs; the products' GFLOP/s count the "
             "multiply-adds F(4x4, 3x3) does (36 per tile and channel pair instead of 144). "
-            "From the report of appendix D."]
+            f"From `output/{source.name}`" + (" (appendix D's report)." if source.name == "bench-report.md" else ".")]
     (OUT / "bench-winograd.md").write_text("\n".join(body) + "\n")
     print(f"wrote {OUT / 'bench-winograd.md'}")
 

@@ -2,14 +2,14 @@
 """Chapter 11: llvm-mca's prediction for the convolution inner loops of book/src/asm/, set against
 the measured share of the peak in a benchmark report.
 
-    scripts/mca-table.py LLVM_MCA REPORT.json OUT_DIR
+    scripts/mca-table.py LLVM_MCA REPORT.json [REPORT.json ...] OUT_DIR
 
 For each of the SSE, AVX2 and AVX-512 loops (`<isa>-conv2d-forward.txt`, written by
 scripts/asm-listings.sh) and each CPU model (sapphirerapids, znver4, znver5), llvm-mca simulates
 200 iterations of the loop, and of a peak loop of the same instruction set (the loop of
 `kernels::x86::<isa>::peak`: 12 independent FMAs, or 6 `mulps` and 6 `addps` for SSE). The
 predicted share of the peak is the loop's FLOPs per cycle over the peak loop's; the measured one
-is `isa_peak_fraction` of `conv2_forward` (`conv2_forward_asm` for the asm loop) in REPORT.json, for the CPU model of the machine that
+is `isa_peak_fraction` of `conv2_forward` (`conv2_forward_asm` for the asm loop) in each REPORT.json, for the CPU model of the machine that
 report was taken on (AMD family 26 is Zen 5, family 25 Zen 4, Intel is taken as Sapphire
 Rapids). The measured figure covers the whole forward pass (packing, borders, stores), the
 prediction only the loop. Writes OUT_DIR/ch11-mca-<isa>-<cpu>.txt (llvm-mca's summary and
@@ -78,18 +78,22 @@ def machine_cpu(report):
 
 
 def main():
-    if len(sys.argv) != 4:
-        sys.exit("usage: mca-table.py LLVM_MCA REPORT.json OUT_DIR")
-    tool, report_path, out_dir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    report = json.loads(report_path.read_text(encoding="utf-8"))
-    mine = machine_cpu(report)
-    measured = {
-        r["isa"] + ("-asm" if r["op"].endswith("_asm") else ""): r["isa_peak_fraction"]
-        for r in report["records"]
-        if r["op"] in ("conv2_forward", "conv2_forward_asm") and r.get("isa_peak_fraction")
-    }
+    if len(sys.argv) < 4:
+        sys.exit("usage: mca-table.py LLVM_MCA REPORT.json [REPORT.json ...] OUT_DIR")
+    tool, report_paths, out_dir = sys.argv[1], [Path(p) for p in sys.argv[2:-1]], Path(sys.argv[-1])
+    # (cpu model, loop) -> measured share of the peak; the first report of a CPU model wins.
+    measured = {}
+    sources = []
+    for report_path in report_paths:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        mine = machine_cpu(report)
+        sources.append(f"{report_path.name} ({report['machine']['cpu_model']}, llvm-mca model {mine})")
+        for r in report["records"]:
+            if r["op"] in ("conv2_forward", "conv2_forward_asm") and r.get("isa_peak_fraction"):
+                key = (mine, r["isa"] + ("-asm" if r["op"].endswith("_asm") else ""))
+                measured.setdefault(key, r["isa_peak_fraction"])
     asm_dir = Path(__file__).resolve().parent.parent / "book/src/asm"
-    print(f"Measured: `conv2_forward` in {report_path.name}, {report['machine']['cpu_model']} (llvm-mca model {mine}).\n")
+    print(f"Measured: `conv2_forward` in {'; '.join(sources)}.\n")
     print("| loop | FLOPs / iteration | llvm-mca -mcpu | predicted cycles / iteration | peak loop, cycles / iteration | predicted % of peak | measured % of peak |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
     for isa, (listing, flops) in LOOPS.items():
@@ -104,7 +108,7 @@ def main():
                 f"; llvm-mca -mcpu={cpu}, {listing}\n" + out, encoding="utf-8"
             )
             predicted = (flops / cycles) / (peak_flops / peak_cycles)
-            got = f"{100 * measured[isa]:.0f} %" if cpu == mine and isa in measured else "–"
+            got = f"{100 * measured[(cpu, isa)]:.0f} %" if (cpu, isa) in measured else "–"
             print(f"| {listing} | {flops} | {cpu} | {cycles:.1f} | {peak_cycles:.1f} | {100 * predicted:.0f} % | {got} |")
 
 

@@ -6,6 +6,12 @@
 #                                      and chapter 7's memory-mountain.svg and roofline.svg
 # It takes about five minutes and wants an idle machine: run nothing else meanwhile. Rows the
 # machine disturbed are marked in the table; if there are many, run it again.
+#
+#   scripts/update-bench-report.sh               # the book's report (chapters 4 to 11)
+#   scripts/update-bench-report.sh --machine xeon
+#       a second machine's report, output/bench-report-xeon.{json,md}, from which only the tables
+#       of chapters 10 and 11 are cut (their Winograd, bf16, asm and llvm-mca tables name the
+#       machine they come from); chapters 4 to 7 and the charts keep the book's report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unset SIMD_CNN_MAX_ISA SIMD_CNN_REQUIRE_ISA
@@ -14,6 +20,16 @@ if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
     echo "update-bench-report: load average $load: other work is running, the figures will be low" >&2
 fi
 cargo build --quiet --release --example bench_report
+if [[ ${1:-} == --machine ]]; then
+    name=${2:?usage: update-bench-report.sh --machine NAME}
+    out=book/src/output/bench-report-$name
+    charts=$(mktemp -d)
+    ./target/release/examples/bench_report --json-out "$out.json" --markdown "$out.md" --svg-dir "$charts"
+    rm -rf "$charts"
+    python3 scripts/bench-winograd.py "$out.md"
+    python3 scripts/bench-bf16.py "$out.json"
+    exit 0
+fi
 rm -rf book/src/charts/bench
 ./target/release/examples/bench_report \
     --json-out book/src/output/bench-report.json \

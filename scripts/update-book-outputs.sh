@@ -203,6 +203,8 @@ done
 record ch11-test "drop_cargo_progress | keep_test_targets ch11_exp ch11_asm" \
     env SIMD_CNN_REQUIRE_ISA=avx512 cargo ch11 --test ch11_exp --test ch11_asm
 record ch11-exp-error drop_cargo_progress cargo run --release --example exp_error
+# bench_report writes its JSON only into a folder that exists.
+mkdir -p runs/ch11
 for layer in conv2 conv3; do
     record "ch11-race-$layer" drop_cargo_progress cargo run --release --example bench_report -- \
         --only "${layer}_forward" --runs 9 --json-out "runs/ch11/race-$layer.json"

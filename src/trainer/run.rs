@@ -48,8 +48,9 @@ pub struct Config {
     pub threads: usize,
     /// The instruction set; the best available when `None`.
     pub isa: Option<Isa>,
-    /// The convolutions (chapter 10); when `None`, direct for a new run, the checkpoint's for a
-    /// resumed one.
+    /// The convolutions (chapter 10); when `None`, for a new run the fastest the instruction set
+    /// has ([`ConvAlgorithm::fastest_for`]; direct with bf16, which has no Winograd kernels), for
+    /// a resumed one the checkpoint's.
     pub conv: Option<ConvAlgorithm>,
     /// What the convolutions multiply (chapter 11); when `None`, fp32 for a new run, the
     /// checkpoint's for a resumed one.
@@ -151,6 +152,7 @@ impl Trainer {
     pub fn new(config: Config, data: CatDog) -> Result<Trainer, TrainError> {
         check(&config)?;
         check_outputs(&config, None)?;
+        let config = Config { conv: Some(new_run_conv(&config)?), ..config };
         let size = data.image_size();
         let hyper = hyperparameters(&config);
         let model = CatDogCnn::new(size, size, config.seed);
@@ -455,6 +457,21 @@ pub fn check_outputs(config: &Config, resumed: Option<&Path>) -> Result<(), Trai
 /// Whether two paths name the same file (the same path, or two ways to reach it).
 fn same_file(a: &Path, b: &Path) -> bool {
     a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
+
+/// The convolutions of a new run: the asked ones, else the fastest of its instruction set.
+fn new_run_conv(config: &Config) -> Result<ConvAlgorithm, TrainError> {
+    if let Some(conv) = config.conv {
+        return Ok(conv);
+    }
+    if config.precision == Some(Precision::Bf16) {
+        return Ok(ConvAlgorithm::Direct);
+    }
+    let isa = match config.isa {
+        Some(isa) => isa,
+        None => Kernels::best()?.isa(),
+    };
+    Ok(ConvAlgorithm::fastest_for(isa))
 }
 
 fn hyperparameters(config: &Config) -> Hyperparameters {
