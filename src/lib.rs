@@ -16,7 +16,7 @@
 //! | 8. Threads | `ch8` | [`parallel`]: training on a pool of threads, the same result for any number |
 //! | 9. The cat/dog trainer | `ch9` | `data::catdog` (images, cache), [`checkpoint`], [`trainer`] (the loop, its state, curves, pictures) |
 //! | 10. Fewer multiplications | `ch10` | Winograd convolution |
-//! | 11. Down to the metal | `ch11` | a vectorised `exp` (`kernels::math`) in the SIMD sigmoid and softmax, the AVX-512 convolution tile in `asm!` (`Kernels::avx512_asm`), bf16 |
+//! | 11. Down to the metal | `ch11` | a vectorised `exp` (`kernels::math`) in the SIMD sigmoid and softmax, the AVX-512 convolution tile in `asm!` (`Kernels::avx512_asm`), bf16 convolutions (`Precision`) |
 //!
 //! Features are cumulative (`ch5` includes `ch1`..`ch4`) and `full` (the default) is `ch11`, so
 //! `cargo test --no-default-features --features ch3` builds the crate as it stands at the end of
