@@ -33,6 +33,8 @@ pub enum PrecisionError {
     Isa(#[from] IsaError),
     #[error("{0}")]
     Conv(#[from] ConvAlgorithmError),
+    #[error("bf16 needs the avx512 kernels: {0}")]
+    NeedsAvx512(IsaError),
     #[error(
         "bf16 kernels come with the avx512 table of chapter 11 (x86-64, feature `ch11` or later); there are none for {isa}"
     )]
@@ -113,7 +115,7 @@ impl Kernels {
             Precision::Bf16 => {
                 // The avx512 table's refusal first (not compiled, not on this CPU, above the
                 // cap): it says what to change.
-                Isa::Avx512.check()?;
+                Isa::Avx512.check().map_err(PrecisionError::NeedsAvx512)?;
                 let table = bf16_table(isa).ok_or(PrecisionError::NotCompiled { isa })?;
                 if !cpu_has_bf16() {
                     return Err(PrecisionError::NoCpuSupport);
