@@ -204,6 +204,7 @@ fn run(args: &Args) -> Result<(), String> {
         bar.set_message(INFERENCE_CATDOG);
         let best = Kernels::for_isa(*isas.last().unwrap_or(&Isa::Scalar)).map_err(|e| e.to_string())?;
         measurements.push(measure_inference(best, &settings));
+        measurements.extend(metal::inference(&isas, &settings)?);
         if bf16_available {
             measurements.push(measure_bf16_inference(&settings).map_err(|e| e.to_string())?);
         }

@@ -8,6 +8,8 @@
 #[cfg(feature = "ch11")]
 pub mod asm;
 mod bf16;
+#[cfg(feature = "ch11")]
+mod int8;
 #[cfg(feature = "ch7")]
 pub mod memory;
 mod ops;
@@ -21,6 +23,11 @@ mod winograd;
 pub use bf16::{
     BF16_PEAK, BF16_SUFFIX, INFERENCE_CATDOG, bf16_markdown, bf16_ops, measure_bf16_inference, measure_bf16_op,
     measure_bf16_peak, measure_inference,
+};
+#[cfg(feature = "ch11")]
+pub use int8::{
+    INFERENCE_CATDOG_WINOGRAD, INT8_PEAK, INT8_SUFFIX, int8_markdown, measure_int8_inference, measure_int8_peak,
+    measure_winograd_inference,
 };
 pub use ops::{
     CATDOG_BATCH, CATDOG_IMAGE, Layer, LayerShape, MNIST_BATCH, Model, Op, OpKind, Workload, catdog_layers, filter_ops,

@@ -25,6 +25,8 @@ pub mod peak;
 #[cfg(feature = "ch7")]
 pub mod cache;
 #[cfg(feature = "ch11")]
+pub mod int8;
+#[cfg(feature = "ch11")]
 pub mod math;
 #[cfg(feature = "ch7")]
 pub mod memory;

@@ -144,6 +144,12 @@ impl CatDogCnn {
         [next(), next(), next()]
     }
 
+    /// The output of every step of the plan in the last forward pass (after its ReLU, if one
+    /// follows).
+    pub fn outputs(&self) -> Vec<&[f32]> {
+        (0..self.plan().steps().len()).map(|i| self.graph.output(i)).collect()
+    }
+
     pub fn params(&self) -> [&Param; 10] {
         [
             &self.conv1.weight,

@@ -12,11 +12,15 @@
 //! allocates nothing, which matters more than one would think (chapter 7).
 
 mod cnn;
+#[cfg(feature = "ch11")]
+mod int8;
 mod mlp;
 mod network;
 mod table;
 
 pub use cnn::{CATDOG, CATDOG_CHANNELS, CatDogCnn};
+#[cfg(feature = "ch11")]
+pub use int8::{Calibration, Int8Network};
 pub use mlp::Mlp;
 pub use network::{Executor, Network, Serial};
 pub use table::{Layer, NAME_ROOM, Plan, Step, StepOp, as_names, spell_param_names};

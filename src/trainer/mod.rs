@@ -18,5 +18,5 @@ mod state;
 
 pub use pictures::{PhotoError, conv1_filters, feature_maps, photo_input, save_png};
 pub use plot::{PlotError, training_curves};
-pub use run::{Config, Event, MAX_EPOCHS, MAX_THREADS, Outcome, TrainError, Trainer, check_outputs};
+pub use run::{Config, Event, MAX_EPOCHS, MAX_THREADS, Outcome, TrainError, Trainer, check_outputs, run_split};
 pub use state::{EpochMetrics, Hyperparameters, TrainState};

@@ -488,6 +488,12 @@ fn hyperparameters(config: &Config) -> Hyperparameters {
     }
 }
 
+/// The training and validation photos a run of `config` uses (its seed, validation fraction and
+/// limit): for programs that evaluate a trained network on the photos it never saw.
+pub fn run_split(data: &CatDog, config: &Config) -> Result<Split, TrainError> {
+    split(data, config)
+}
+
 // ANCHOR: split
 /// The images of the run (all, or a seeded choice of `limit`) split into training and
 /// validation images by class, from the seed.

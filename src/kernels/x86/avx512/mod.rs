@@ -13,6 +13,8 @@ pub(crate) mod bf16;
 mod conv2d;
 #[cfg(feature = "ch11")]
 pub(crate) mod exp;
+#[cfg(feature = "ch11")]
+pub(crate) mod int8;
 mod linear;
 #[cfg(feature = "ch7")]
 mod memory;
