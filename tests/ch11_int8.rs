@@ -243,6 +243,9 @@ fn what_int8_cannot_run_is_a_clear_error() {
         let e = Int8Kernels::for_isa(isa).err().expect("no int8 table for this isa").to_string();
         assert!(e.contains("int8") && !e.contains('\n'), "{e}");
     }
+    // Sums that could overflow their 32 bits.
+    let e = Int8Layer::new(1, 70_000, 70_000, 1, vec![0; 70_000], &[1.0], &[0.0], Int8Output::F32).unwrap_err();
+    assert!(e.to_string().contains("overflow"), "{e}");
     // A convolution without a ReLU after it would need signed codes.
     let table =
         [Layer::Conv2d { name: "conv1", c_out: 4 }, Layer::Flatten, Layer::Linear { name: "fc", out_features: 1 }];

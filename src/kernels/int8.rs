@@ -53,14 +53,26 @@ impl Int8Shape {
     }
 
     /// Bytes of the padded input, `n * (h + 2p) * (w + 2p) * in_stride`.
+    ///
+    /// # Panics
+    /// If that overflows `usize` (a shape no memory could hold).
     pub fn input_len(&self) -> usize {
         let p = 2 * self.pad();
-        self.n * (self.h + p) * (self.w + p) * self.in_stride
+        [self.n, self.h + p, self.w + p, self.in_stride]
+            .into_iter()
+            .try_fold(1usize, usize::checked_mul)
+            .expect("the input of this shape is larger than memory")
     }
 
     /// Values of the output, `n * h * w * out_stride`.
+    ///
+    /// # Panics
+    /// If that overflows `usize`.
     pub fn output_len(&self) -> usize {
-        self.n * self.h * self.w * self.out_stride()
+        [self.n, self.h, self.w, self.out_stride()]
+            .into_iter()
+            .try_fold(1usize, usize::checked_mul)
+            .expect("the output of this shape is larger than memory")
     }
 
     /// Multiply-adds the product does (the real channels only).
@@ -108,7 +120,7 @@ pub enum Int8Error {
     NoKernels { isa: Isa },
     #[error("int8 with avx512: {0}")]
     Avx512(IsaError),
-    #[error("this CPU has no AVX-512 VNNI (vpdpbusd): use --isa scalar for int8 (slow)")]
+    #[error("this CPU has no AVX-512 VNNI (vpdpbusd): int8 runs only on the scalar kernels here")]
     NoVnni,
     #[error("int8 layer: {0}")]
     Layer(String),
@@ -143,6 +155,10 @@ impl Int8Layer {
                 scale.len(),
                 bias.len()
             ));
+        }
+        // The largest sum, 255 x 128 per product, must fit an i32.
+        if (k * k * c_in) as u128 * 255 * 128 > i32::MAX as u128 {
+            return bad(format!("{} products per sum could overflow its 32 bits", k * k * c_in));
         }
         if let Some(v) = scale.iter().chain(bias).find(|v| !v.is_finite()) {
             return bad(format!("a scale or bias of {v}"));
@@ -318,6 +334,9 @@ impl Int8Kernels {
             _ => panic!("the output buffer is not of the layer's type"),
         };
         assert_eq!(out_len, shape.output_len(), "output length");
+        if out_len == 0 {
+            return;
+        }
         // SAFETY: the table exists only where its instructions run (`for_isa` checked), and the
         // lengths the kernels rely on were checked above.
         unsafe { (self.product)(layer, shape, input, out) }

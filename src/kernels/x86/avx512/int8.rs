@@ -22,8 +22,9 @@ const VECTOR: usize = LANES * GROUP;
 /// window at `a + r * stride + tap` for each tap in `taps`; `w` is the block's packed weights.
 ///
 /// # Safety
-/// Every byte read, `a + r * stride + tap + groups * 4` for the last group, must be inside the
-/// input, and `w` must hold `taps.len() * groups * C` vectors.
+/// The CPU must have AVX-512 F, BW and VNNI (the only caller is `product`). Every byte read,
+/// up to one before `a + r * stride + tap + groups * 4`, must be inside the input, and `w` must
+/// hold `taps.len() * groups * C` vectors.
 #[inline(always)]
 unsafe fn tile<const R: usize, const C: usize>(
     a: *const u8,
@@ -167,7 +168,7 @@ pub(crate) fn product(layer: &Int8Layer, s: &Int8Shape, input: &[u8], mut out: I
         let w = &layer.packed()[offset..];
         let ch = v0 * LANES;
         for &(base, pixel, len) in &runs {
-            // 16 to 24 of the 32 registers hold sums; the rest take the weights and a broadcast.
+            // 16 (or 12) of the 32 registers hold sums; the rest take the weights and a broadcast.
             match vectors {
                 4 => run::<4, 4>(input, base, s.in_stride, len, &taps, groups, w, &store, &mut out, pixel, ch),
                 2 => run::<8, 2>(input, base, s.in_stride, len, &taps, groups, w, &store, &mut out, pixel, ch),
