@@ -1,6 +1,6 @@
 //! Chapter 11: `predict --int8`, the network quantised to int8 beside the fp32 one.
-use simd_cnn::kernels::Kernels;
 use simd_cnn::kernels::int8::Int8Kernels;
+use simd_cnn::kernels::{Isa, Kernels};
 use simd_cnn::model::{CatDogCnn, Int8Network};
 
 /// The int8 network and the kernels it runs on.
@@ -10,16 +10,18 @@ pub struct Quantized {
 }
 
 impl Quantized {
-    /// `model` quantised, its activation ranges calibrated on `photos` (NHWC, values in [0, 1]),
-    /// on VNNI where the CPU has it, else on the scalar int8 kernels (with a note).
+    /// `model` quantised, its activation ranges calibrated on `photos` (NHWC, values in [0, 1]).
+    /// It runs on VNNI when the fp32 table `k` is AVX-512's and the CPU has VNNI, else on the
+    /// scalar int8 kernels (with a note): never above the instruction set chosen for fp32.
     pub fn new(model: &mut CatDogCnn, k: &Kernels, photos: &[f32]) -> Result<Quantized, String> {
         let net = Int8Network::from_model(model, k, photos).map_err(|e| e.to_string())?;
-        let kernels = Int8Kernels::best();
-        if kernels.isa() != simd_cnn::kernels::Isa::Avx512 {
-            eprintln!(
-                "note: no AVX-512 VNNI here (or SIMD_CNN_MAX_ISA below avx512): int8 runs on the slow scalar kernels"
-            );
-        }
+        let kernels = match Int8Kernels::for_isa(k.isa()) {
+            Ok(kernels) => kernels,
+            Err(e) => {
+                eprintln!("note: {e}; int8 runs on the slow scalar kernels");
+                Int8Kernels::for_isa(Isa::Scalar).map_err(|e| e.to_string())?
+            }
+        };
         Ok(Quantized { net, kernels })
     }
 
