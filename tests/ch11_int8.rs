@@ -252,6 +252,15 @@ fn what_int8_cannot_run_is_a_clear_error() {
     let net = Network::new(&table, 4, 4, 3, 0);
     let e = Int8Network::new(net.plan(), &net.params(), &Calibration { ranges: vec![1.0] }).unwrap_err().to_string();
     assert!(e.contains("conv1") && e.contains("ReLU"), "{e}");
+    // Tables the int8 network does not run: a linear layer first, a pool after the last layer.
+    for (table, side) in [
+        (vec![Layer::Flatten, Layer::Linear { name: "fc", out_features: 1 }], 4),
+        (vec![Layer::Conv2d { name: "conv1", c_out: 1 }, Layer::MaxPool2d { name: "pool1" }, Layer::Flatten], 2),
+    ] {
+        let net = Network::new(&table, side, side, 3, 0);
+        let e = Int8Network::new(net.plan(), &net.params(), &Calibration { ranges: vec![] }).unwrap_err().to_string();
+        assert!(e.contains("int8"), "{e}");
+    }
     // Too few ranges for the layers.
     let cnn = CatDogCnn::new(8, 8, 0);
     let e = Int8Network::new(cnn.plan(), &cnn.params(), &Calibration { ranges: vec![1.0] }).unwrap_err().to_string();

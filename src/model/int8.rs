@@ -123,7 +123,7 @@ impl Int8Network {
                     (pending, (h, w))
                 }
                 StepOp::MaxPool2d(_) => match stages.last_mut() {
-                    Some(prev) if prev.h > 1 && !prev.pool => {
+                    Some(prev) if prev.h > 1 && !prev.pool && prev.layer.output() == Int8Output::U8 => {
                         prev.pool = true;
                         (h, w) = (h / 2, w / 2);
                         continue;
@@ -133,6 +133,9 @@ impl Int8Network {
                 StepOp::Flatten(_) => {
                     flat = true;
                     continue;
+                }
+                StepOp::Linear(_) if stages.is_empty() => {
+                    return bad(format!("{}: int8 needs a convolution first, to read the image", step.name));
                 }
                 StepOp::Linear(s) => {
                     // The input codes are `h * w` pixels of `stride` bytes (after a Flatten), or
@@ -315,6 +318,9 @@ impl Pending {
             return Err(Int8Error::Layer(format!("{}: a weight or bias is not finite", step.name)));
         }
         if last {
+            if step.relu {
+                return Err(Int8Error::Layer(format!("{}: the last layer's logits take no ReLU in int8", step.name)));
+            }
             let scale: Vec<f32> = weights.scales.iter().map(|s| s_in * s).collect();
             let layer = Int8Layer::new(k, c_in, in_stride, c_out, weights.codes, &scale, bias, Int8Output::F32)?;
             return Ok((layer, 1.0));
