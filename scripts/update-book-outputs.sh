@@ -17,7 +17,8 @@
 # Chapter 9's full training runs (book/src/output/ch9-train-*.txt and the curves in
 # book/src/charts/) take an hour or more each and are not rerun here; chapter 9 gives their
 # commands. The predictions and pictures of chapter 9 need the weights of one of them in
-# runs/improved/catdog.safetensors, and are left as they are when that file is missing.
+# runs/improved/catdog.safetensors, and chapter 11's int8 predictions those of chapter 10's full
+# Winograd run in runs/winograd/catdog.safetensors; each is left as it is when its file is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -186,11 +187,12 @@ for conv in direct winograd; do
     record "ch10-train-$conv" drop_cargo_progress cargo run --release --example train_catdog -- \
         --conv "$conv" --limit 4000 --epochs 3 --seed 0 --save "runs/ch10/$conv.safetensors" --overwrite
 done
-# Chapter 11: the bf16 tests and the 3-epoch runs on 4,000 photos in each precision (the bf16
-# run needs a CPU with AVX-512 BF16; elsewhere its record is the one-line refusal).
+# Chapter 11: the bf16 and int8 tests and the 3-epoch runs on 4,000 photos in each precision
+# (the bf16 run needs a CPU with AVX-512 BF16; elsewhere its record is the one-line refusal).
 record ch11-bf16-test "drop_cargo_progress | keep_test_targets ch11_bf16" cargo ch11 --test ch11_bf16
 EXPECT=1 record ch11-bf16-refuse drop_cargo_progress env SIMD_CNN_MAX_ISA=avx2 \
     cargo run --release --example train_catdog -- --precision bf16 --limit 100 --epochs 1 --save runs/ch11/refused.safetensors
+record ch11-int8-test "drop_cargo_progress | keep_test_targets ch11_int8" cargo ch11 --test ch11_int8
 for precision in fp32 bf16; do
     record "ch11-train-$precision" drop_cargo_progress cargo run --release --example train_catdog -- \
         --precision "$precision" --limit 4000 --epochs 3 --seed 0 --save "runs/ch11/$precision.safetensors" --overwrite
@@ -226,4 +228,15 @@ if [[ -f $WEIGHTS ]]; then
     fi
 elif wanted ch9-predict || wanted ch9-pictures; then
     echo "update-book-outputs: no $WEIGHTS; ch9-predict and ch9-pictures left as they are" >&2
+fi
+
+# Chapter 11: the int8 network beside the fp32 one on the 4,000 validation photos of chapter 10's
+# full Winograd run, with that run's weights (chapter 10 gives its command); left as it is when the
+# file is missing.
+WINOGRAD_WEIGHTS=runs/winograd/catdog.safetensors
+if [[ -f $WINOGRAD_WEIGHTS ]]; then
+    record ch11-predict-int8 drop_cargo_progress cargo run --release --example predict -- \
+        --weights "$WINOGRAD_WEIGHTS" --validation data/catdog --int8 --quiet
+elif wanted ch11-predict-int8; then
+    echo "update-book-outputs: no $WINOGRAD_WEIGHTS; ch11-predict-int8 left as it is" >&2
 fi
