@@ -111,7 +111,7 @@ fn run(args: &Args) -> Result<(), String> {
     let (n, size) = (args.batch as usize, CATDOG_IMAGE);
     let mut net = CatDogCnn::new(size, size, 0);
     let images = uniform(&[n, size, size, 3], 0.0, 1.0, &mut rng(1));
-    net.forward(best, images.as_slice());
+    net.forward_keeping_outputs(best, images.as_slice());
     let pooled = |map: &[f32], side: usize, c: usize| {
         let p = Pool2dShape { n, h: side, w: side, c };
         let mut out = vec![0.0; p.output_len()];

@@ -20,7 +20,7 @@
 //! (`tests/ch8_threads.rs` checks it).
 
 use crate::kernels::{Conv2dShape, Kernels, LinearShape, Pool2dShape};
-use crate::model::{CatDogCnn, Executor, Serial, StepStats};
+use crate::model::{CatDogCnn, Executor, Serial, StepStats, conv_pool_backward_image, conv_pool_forward_image};
 use crate::nn::{Flatten, Param};
 use crate::train::Sgd;
 use rayon::prelude::*;
@@ -138,6 +138,19 @@ impl DataParallel {
     }
     // ANCHOR_END: sgd_step
 
+    /// The pool, and the scratch for the per-image weight and bias gradients of convolution
+    /// `layer`, sized for the batch of `s`.
+    fn conv_grad_parts(&mut self, layer: usize, s: &Conv2dShape) -> (&rayon::ThreadPool, &mut [f32], &mut [f32]) {
+        if self.conv_grad_w.len() <= layer {
+            self.conv_grad_w.resize(layer + 1, Vec::new());
+            self.conv_grad_b.resize(layer + 1, Vec::new());
+        }
+        let (parts_w, parts_b) = (&mut self.conv_grad_w[layer], &mut self.conv_grad_b[layer]);
+        parts_w.resize(s.n * s.weight_len(), 0.0);
+        parts_b.resize(s.n * s.c_out, 0.0);
+        (&self.pool, parts_w, parts_b)
+    }
+
     /// Images per part when `n` images are shared by the threads.
     fn images_per_part(&self, n: usize) -> usize {
         n.div_ceil(self.threads).max(1)
@@ -217,14 +230,8 @@ impl Executor for OnPool<'_> {
         }
         let one = Conv2dShape { n: 1, ..*s };
         let (w_len, b_len) = (s.weight_len(), s.c_out);
-        if par.conv_grad_w.len() <= layer {
-            par.conv_grad_w.resize(layer + 1, Vec::new());
-            par.conv_grad_b.resize(layer + 1, Vec::new());
-        }
-        let (parts_w, parts_b) = (&mut par.conv_grad_w[layer], &mut par.conv_grad_b[layer]);
-        parts_w.resize(s.n * w_len, 0.0);
-        parts_b.resize(s.n * b_len, 0.0);
-        par.pool.install(|| {
+        let (pool, parts_w, parts_b) = par.conv_grad_parts(layer, s);
+        pool.install(|| {
             x.par_chunks(x_image)
                 .zip(gy.par_chunks(y_image))
                 .zip(parts_w.par_chunks_mut(w_len))
@@ -372,4 +379,67 @@ impl Executor for OnPool<'_> {
     fn sgd_step(&mut self, opt: &mut Sgd, params: &mut [&mut Param]) {
         self.par.sgd_step(opt, self.k, params);
     }
+
+    /// Chapter 7's fused convolution and pool: one image per task, each thread with its own
+    /// scratch map.
+    fn conv_pool_forward(
+        &mut self,
+        conv: &Conv2dShape,
+        pool: &Pool2dShape,
+        x: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        relu: bool,
+        pooled: &mut [f32],
+        winners: &mut [u8],
+    ) {
+        let (one_conv, one_pool) = (Conv2dShape { n: 1, ..*conv }, Pool2dShape { n: 1, ..*pool });
+        let (x_image, p_image, k) = (one_conv.input_len(), one_pool.output_len(), self.k);
+        self.par.pool.install(|| {
+            x.par_chunks(x_image).zip(pooled.par_chunks_mut(p_image)).zip(winners.par_chunks_mut(p_image)).for_each(
+                |((x, pooled), winners)| {
+                    conv_pool_forward_image(k, &one_conv, &one_pool, x, weight, bias, relu, pooled, winners)
+                },
+            )
+        });
+    }
+
+    // ANCHOR: conv_pool_backward
+    /// Its backward pass: one image per task, the weight gradients into per-image scratch and
+    /// then summed in image order, as for the unfused convolution.
+    fn conv_pool_backward(
+        &mut self,
+        layer: usize,
+        conv: &Conv2dShape,
+        pool: &Pool2dShape,
+        x: &[f32],
+        winners: &[u8],
+        g_pooled: &[f32],
+        weight: &mut Param,
+        bias: &mut Param,
+        gx: Option<&mut [f32]>,
+    ) {
+        let (one_conv, one_pool) = (Conv2dShape { n: 1, ..*conv }, Pool2dShape { n: 1, ..*pool });
+        let (x_image, p_image, k) = (one_conv.input_len(), one_pool.output_len(), self.k);
+        let (pool, parts_w, parts_b) = self.par.conv_grad_parts(layer, conv);
+        let w = weight.value.as_slice();
+        let images = x
+            .par_chunks(x_image)
+            .zip(winners.par_chunks(p_image))
+            .zip(g_pooled.par_chunks(p_image))
+            .zip(parts_w.par_chunks_mut(conv.weight_len()))
+            .zip(parts_b.par_chunks_mut(conv.c_out));
+        pool.install(|| match gx {
+            Some(gx) => images.zip(gx.par_chunks_mut(x_image)).for_each(|(((((x, win), gy), gw), gb), gx)| {
+                conv_pool_backward_image(k, &one_conv, &one_pool, x, win, gy, w, gw, gb, Some(gx))
+            }),
+            None => images.for_each(|((((x, win), gy), gw), gb)| {
+                conv_pool_backward_image(k, &one_conv, &one_pool, x, win, gy, w, gw, gb, None)
+            }),
+        });
+        let par = &*self.par;
+        par.sum_images(&par.conv_grad_w[layer], conv.n, weight.grad.as_mut_slice());
+        par.sum_images(&par.conv_grad_b[layer], conv.n, bias.grad.as_mut_slice());
+    }
+    // ANCHOR_END: conv_pool_backward
 }

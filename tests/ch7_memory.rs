@@ -184,7 +184,7 @@ fn the_report_places_each_record_on_its_roofline() {
     assert!((conv["roofline_fraction"].as_f64().unwrap() - gflops / 200.0).abs() < 1e-12);
     assert!(conv.get("activation_bytes").is_none(), "only a step keeps activations");
     let step = &json["records"][2];
-    assert_eq!(step["activation_bytes"], activation_bytes(Model::CatDog).unwrap());
+    assert_eq!(step["activation_bytes"], activation_bytes(Model::CatDog, true).unwrap());
 }
 
 /// fc1's forward pass at batch 16: 16.8 MB of weights and 2.1 MB of input, 7.1 FLOPs per
@@ -232,9 +232,20 @@ fn the_step_is_the_sum_of_its_kernel_calls() {
 /// flattened copy of pool3's output included).
 #[test]
 fn the_cat_dog_step_keeps_151_mb() {
-    let bytes = activation_bytes(Model::CatDog).unwrap();
+    let bytes = activation_bytes(Model::CatDog, false).unwrap();
     let per_image =
         128 * 128 * 32 + 64 * 64 * 32 + 64 * 64 * 64 + 32 * 32 * 64 + 32 * 32 * 128 + 2 * 16 * 16 * 128 + 128 + 1;
     assert_eq!(bytes, 2 * 4 * 16 * per_image as u64);
     assert_eq!(bytes / 100_000, 1510, "{bytes}");
+}
+
+/// Fused (chapter 7), the three convolutions' maps and their gradients are gone and each pooled
+/// value gets one byte for its winner: 37 MB.
+#[test]
+fn the_fused_cat_dog_step_keeps_37_mb() {
+    let bytes = activation_bytes(Model::CatDog, true).unwrap();
+    let pooled = 64 * 64 * 32 + 32 * 32 * 64 + 16 * 16 * 128;
+    let floats = pooled + 16 * 16 * 128 + 128 + 1;
+    assert_eq!(bytes, 16 * (2 * 4 * floats + pooled) as u64);
+    assert_eq!(bytes / 100_000, 372, "{bytes}");
 }

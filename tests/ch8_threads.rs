@@ -69,3 +69,36 @@ fn predictions_on_the_pool_match_the_model() {
 fn zero_threads_is_an_error() {
     assert!(matches!(DataParallel::new(0), Err(ParallelError::ZeroThreads)));
 }
+
+/// Chapter 7's fused convolutions on the pool: the same weights as the unfused passes, bit for
+/// bit, on any number of threads (both sum the convolutions' weight gradients image by image,
+/// in image order), and on one thread without the pool too, since the fused step sums them the
+/// same way there.
+#[test]
+fn fused_and_unfused_steps_on_the_pool_train_the_same_weights() {
+    let k = Kernels::best().unwrap();
+    let run = |fuse: bool, threads: Option<usize>| {
+        let mut net = CatDogCnn::new(24, 24, 4);
+        net.set_fusion(fuse);
+        let mut opt = Sgd::new(0.01, 0.9);
+        let mut par = threads.map(|t| DataParallel::new(t).unwrap());
+        for step in 0..3 {
+            let (x, labels) = batch(5, 24, 30 + step);
+            match par.as_mut() {
+                Some(par) => {
+                    par.forward_backward(&mut net, k, &x, &labels);
+                    par.sgd_step(&mut opt, k, &mut net.params_mut());
+                }
+                None => {
+                    net.forward_backward(k, &x, &labels);
+                    opt.step(k, &mut net.params_mut());
+                }
+            }
+        }
+        net.params().iter().map(|p| p.value.as_slice().to_vec()).collect::<Vec<_>>()
+    };
+    let want = run(false, Some(2));
+    assert!(run(true, Some(2)) == want, "fused on 2 threads");
+    assert!(run(true, Some(3)) == want, "fused on 3 threads");
+    assert!(run(true, None) == want, "fused on one thread");
+}

@@ -177,6 +177,9 @@ pub enum OpKind {
     SgdMomentumUpdate(usize),
     /// Forward, loss, backward and the SGD update of one batch.
     TrainStep(Model),
+    /// The same step as chapter 6 leaves it: no convolution fused with its pool (chapter 7's
+    /// yardstick, `train_step_catdog_ch6`).
+    TrainStepCh6(Model),
 }
 // ANCHOR_END: op_kind
 
@@ -194,14 +197,14 @@ impl OpKind {
             | OpKind::ReluBackward(len)
             | OpKind::Axpy(len)
             | OpKind::SgdMomentumUpdate(len) => len as u64,
-            OpKind::TrainStep(model) => training_flops(&model.layers()),
+            OpKind::TrainStep(model) | OpKind::TrainStepCh6(model) => training_flops(&model.layers()),
         }
     }
 
     /// Images per call: the batch of a training step, `None` for a single kernel.
     pub fn images(&self) -> Option<usize> {
         match *self {
-            OpKind::TrainStep(model) => Some(model.batch()),
+            OpKind::TrainStep(model) | OpKind::TrainStepCh6(model) => Some(model.batch()),
             _ => None,
         }
     }
@@ -222,7 +225,7 @@ impl OpKind {
             OpKind::ReluBackward(_) => "relu_backward",
             OpKind::Axpy(_) => "axpy",
             OpKind::SgdMomentumUpdate(_) => "sgd_momentum_update",
-            OpKind::TrainStep(_) => "train_step",
+            OpKind::TrainStep(_) | OpKind::TrainStepCh6(_) => "train_step",
         }
     }
 }
@@ -287,6 +290,10 @@ pub fn report_ops() -> Vec<Op> {
     }
     for model in [Model::CatDog, Model::Mnist] {
         ops.push(Op::new(format!("train_step_{}", model.name()), model.name(), OpKind::TrainStep(model)));
+    }
+    // From chapter 7, whose fused step is `train_step_catdog`, chapter 6's step beside it.
+    if Kernels::scalar().keeps_pool_winners() {
+        ops.push(Op::new("train_step_catdog_ch6".to_string(), "catdog", OpKind::TrainStepCh6(Model::CatDog)));
     }
     ops
 }
@@ -493,14 +500,15 @@ impl Workload {
             OpKind::SgdMomentumUpdate(len) => {
                 State::SgdMomentumUpdate { grad: random(len, rng), param: random(len, rng), velocity: zeros(len) }
             }
-            OpKind::TrainStep(Model::CatDog) => {
+            OpKind::TrainStep(Model::CatDog) | OpKind::TrainStepCh6(Model::CatDog) => {
                 let n = CATDOG_BATCH;
                 let images = uniform(&[n, CATDOG_IMAGE, CATDOG_IMAGE, 3], 0.0, 1.0, rng);
                 let labels = (0..n).map(|i| (i % 2) as f32).collect();
-                let model = Box::new(CatDogCnn::new(CATDOG_IMAGE, CATDOG_IMAGE, 0));
+                let mut model = Box::new(CatDogCnn::new(CATDOG_IMAGE, CATDOG_IMAGE, 0));
+                model.set_fusion(matches!(kind, OpKind::TrainStep(_)));
                 State::CatDog { model, sgd: Sgd::new(LEARNING_RATE, 0.0), images, labels }
             }
-            OpKind::TrainStep(Model::Mnist) => {
+            OpKind::TrainStep(Model::Mnist) | OpKind::TrainStepCh6(Model::Mnist) => {
                 let n = MNIST_BATCH;
                 let images = uniform(&[n, 784], 0.0, 1.0, rng);
                 let labels = (0..n).map(|i| (i % 10) as u8).collect();

@@ -11,7 +11,7 @@
 use super::memory::Memory;
 use super::ops::{CATDOG_IMAGE, LayerShape, Model, Op, OpKind};
 use super::report::{Report, RooflinePoint, fmt_percent, fmt_rate, isa_label};
-use crate::model::{CATDOG, CATDOG_CHANNELS, Plan};
+use crate::model::{CATDOG, CATDOG_CHANNELS, Plan, StepOp};
 use std::fmt::Write as _;
 
 // ANCHOR: min_floats
@@ -35,7 +35,9 @@ pub fn min_floats(kind: &OpKind) -> Option<u64> {
         OpKind::ReluBackward(len) => 3 * len,
         OpKind::Axpy(len) => 3 * len,
         OpKind::SgdMomentumUpdate(len) => 5 * len,
-        OpKind::TrainStep(model) => return step_kernels(model).iter().map(min_floats).sum(),
+        OpKind::TrainStep(model) | OpKind::TrainStepCh6(model) => {
+            return step_kernels(model).iter().map(min_floats).sum();
+        }
         #[allow(unreachable_patterns)]
         _ => return None,
     };
@@ -83,17 +85,39 @@ pub fn step_kernels(model: Model) -> Vec<OpKind> {
 // ANCHOR: activation_bytes
 /// The activations and gradients one training step of `model` keeps: for the cat/dog network,
 /// the output of every step of its table and the gradient of the loss with respect to it, as
-/// the network allocates them for a batch (chapter 3, *What the buffers cost*). `None` for the
-/// MLP, whose buffers are laid out otherwise.
-pub fn activation_bytes(model: Model) -> Option<u64> {
+/// the network allocates them for a batch (chapter 3, *What the buffers cost*), with each
+/// convolution fused with its pool when `fused` (chapter 7). `None` for the MLP, whose buffers
+/// are laid out otherwise.
+pub fn activation_bytes(model: Model, fused: bool) -> Option<u64> {
     match model {
         Model::CatDog => {
             let plan = Plan::new(&CATDOG, CATDOG_IMAGE, CATDOG_IMAGE, CATDOG_CHANNELS);
-            let floats: usize = plan.steps().iter().map(|step| step.op.output_len()).sum();
-            Some(2 * 4 * (model.batch() * floats) as u64)
+            Some(kept_bytes(&plan, model.batch(), fused))
         }
         Model::Mnist => None,
     }
+}
+
+/// The bytes a network of `plan` keeps after a step on `n` images: an output and its gradient
+/// for every step, 4 bytes a float; fused, none for a convolution followed by a pool, and one
+/// byte per pooled value for the pool's winners instead. (The fused convolution's map of one
+/// image, the scratch each thread reuses, is not counted: it does not grow with the batch.)
+pub fn kept_bytes(plan: &Plan, n: usize, fused: bool) -> u64 {
+    let steps = plan.steps();
+    let pool_after = |i: usize| matches!(steps.get(i + 1), Some(s) if matches!(s.op, StepOp::MaxPool2d(_)) && !s.relu);
+    let mut bytes = 0;
+    for (i, step) in steps.iter().enumerate() {
+        let floats = n * step.op.output_len();
+        let conv = matches!(step.op, StepOp::Conv2d(_));
+        if fused && conv && pool_after(i) {
+            continue;
+        }
+        bytes += 2 * 4 * floats;
+        if fused && i > 0 && matches!(steps[i - 1].op, StepOp::Conv2d(_)) && pool_after(i - 1) {
+            bytes += floats;
+        }
+    }
+    bytes as u64
 }
 // ANCHOR_END: activation_bytes
 
@@ -133,7 +157,8 @@ pub fn annotate(report: &mut Report, ops: &[Op], memory: &Memory) {
         let Some(bytes) = min_bytes(&op.kind) else { continue };
         record.roofline = place(record.flops, bytes, record.gflops, peak, memory).map(|point| RooflinePoint {
             activation_bytes: match op.kind {
-                OpKind::TrainStep(model) => activation_bytes(model),
+                OpKind::TrainStep(model) => activation_bytes(model, true),
+                OpKind::TrainStepCh6(model) => activation_bytes(model, false),
                 _ => None,
             },
             ..point

@@ -113,6 +113,18 @@ impl Pool2dShape {
         check_len("max_pool2d grad_output", grad_output, self.output_len());
         check_len("max_pool2d grad_input", grad_input, self.input_len());
     }
+
+    /// The lengths of chapter 7's pool that keeps its winners: one byte per output.
+    pub(crate) fn check_forward_winners(&self, input: &[f32], output: &[f32], winners: &[u8]) {
+        self.check_forward(input, output);
+        check_len("max_pool2d winners", winners, self.output_len());
+    }
+
+    pub(crate) fn check_backward_winners(&self, winners: &[u8], grad_output: &[f32], grad_input: &[f32]) {
+        check_len("max_pool2d winners", winners, self.output_len());
+        check_len("max_pool2d grad_output", grad_output, self.output_len());
+        check_len("max_pool2d grad_input", grad_input, self.input_len());
+    }
 }
 
 // ANCHOR: linear_shape
@@ -168,6 +180,6 @@ impl LinearShape {
 /// Every kernel checks its slices before touching them; the SIMD kernels rely on these checks
 /// for the safety of their unchecked loads and stores.
 #[track_caller]
-pub(crate) fn check_len(what: &str, slice: &[f32], expected: usize) {
+pub(crate) fn check_len<T>(what: &str, slice: &[T], expected: usize) {
     assert_eq!(slice.len(), expected, "{what}: expected {expected} elements, got {}", slice.len());
 }

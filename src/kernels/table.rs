@@ -19,6 +19,8 @@ pub(crate) type SigmoidForwardFn = unsafe fn(&[f32], &mut [f32]);
 pub(crate) type SoftmaxForwardFn = unsafe fn(usize, &[f32], &mut [f32]);
 pub(crate) type AxpyFn = unsafe fn(f32, &[f32], &mut [f32]);
 pub(crate) type SgdMomentumFn = unsafe fn(&mut [f32], &[f32], &mut [f32], f32, f32);
+pub(crate) type MaxPool2dForwardWinnersFn = unsafe fn(&Pool2dShape, &[f32], &mut [f32], &mut [u8], bool);
+pub(crate) type MaxPool2dBackwardWinnersFn = unsafe fn(&Pool2dShape, &[u8], &[f32], &mut [f32]);
 pub(crate) type PeakFn = unsafe fn(u64, f32, f32) -> f32;
 
 // ANCHOR: kernels
@@ -92,6 +94,32 @@ fn table(isa: Isa) -> Option<&'static Kernels> {
     }
 }
 // ANCHOR_END: for_isa
+
+/// Chapter 7: the max-pool that keeps one byte per window for its backward pass, which lets a
+/// network fuse each convolution with the pool after it (`model::Network`).
+pub(crate) struct PoolWinners {
+    pub(crate) forward: MaxPool2dForwardWinnersFn,
+    pub(crate) backward: MaxPool2dBackwardWinnersFn,
+}
+
+/// Chapter 7: the pool that keeps its winners, for each compiled instruction set.
+fn pool_winners(isa: Isa) -> Option<&'static PoolWinners> {
+    match isa {
+        #[cfg(feature = "ch7")]
+        Isa::Scalar => Some(&PoolWinners {
+            forward: super::scalar::max_pool2d_forward_winners,
+            backward: super::scalar::max_pool2d_backward_winners,
+        }),
+        #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
+        Isa::Sse => Some(&super::x86::pool_winners::SSE),
+        #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
+        Isa::Avx2 => Some(&super::x86::pool_winners::AVX2),
+        #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
+        Isa::Avx512 => Some(&super::x86::pool_winners::AVX512),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
 
 /// Chapter 10: the Winograd tables of each compiled instruction set (see `conv_algorithm`).
 pub(crate) fn winograd_tables(isa: Isa) -> Option<&'static WinogradTables> {
@@ -190,6 +218,51 @@ impl Kernels {
         // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
         unsafe { (self.max_pool2d_backward)(shape, input, output, grad_output, grad_input, fuse_relu) }
     }
+
+    // ANCHOR: winners_methods
+    /// Chapter 7: whether this table has the pool that keeps its winners, and so whether a
+    /// network may fuse each convolution with its pool (from `ch7` on, every table).
+    pub fn keeps_pool_winners(&self) -> bool {
+        pool_winners(self.isa).is_some()
+    }
+
+    /// [`Kernels::max_pool2d_forward`] that also writes `winners`, one byte per output: `1..=4`
+    /// names the input of the window that gets the gradient (the first equal to the maximum,
+    /// in scan order), `0` none (the maximum is not positive after a fused ReLU, or NaN). A
+    /// table without it ([`Kernels::keeps_pool_winners`]) runs the scalar one.
+    pub fn max_pool2d_forward_winners(
+        &self,
+        shape: &Pool2dShape,
+        input: &[f32],
+        output: &mut [f32],
+        winners: &mut [u8],
+        fuse_relu: bool,
+    ) {
+        shape.check_forward_winners(input, output, winners);
+        match pool_winners(self.isa) {
+            // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+            Some(t) => unsafe { (t.forward)(shape, input, output, winners, fuse_relu) },
+            None => super::scalar::max_pool2d_forward_winners(shape, input, output, winners, fuse_relu),
+        }
+    }
+
+    /// The pool's backward pass from its winners: `grad_output[i]` goes to the input byte `i`
+    /// names, zero to every other input.
+    pub fn max_pool2d_backward_winners(
+        &self,
+        shape: &Pool2dShape,
+        winners: &[u8],
+        grad_output: &[f32],
+        grad_input: &mut [f32],
+    ) {
+        shape.check_backward_winners(winners, grad_output, grad_input);
+        match pool_winners(self.isa) {
+            // SAFETY: as above.
+            Some(t) => unsafe { (t.backward)(shape, winners, grad_output, grad_input) },
+            None => super::scalar::max_pool2d_backward_winners(shape, winners, grad_output, grad_input),
+        }
+    }
+    // ANCHOR_END: winners_methods
 
     /// `y = x W^T + b`.
     pub fn linear_forward(&self, shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {

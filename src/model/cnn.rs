@@ -112,7 +112,30 @@ impl CatDogCnn {
     /// [`CatDogCnn::forward`] on executor `e`.
     pub fn forward_with(&mut self, e: &mut impl Executor, x: &[f32]) -> &[f32] {
         let (params, graph) = self.parts();
-        graph.forward(e, &params, x)
+        graph.forward(e, &params, x, true)
+    }
+
+    /// [`CatDogCnn::forward`] that keeps the output of every step, fused or not, for
+    /// [`CatDogCnn::conv_outputs`] and [`CatDogCnn::outputs`]. The same logits.
+    pub fn forward_keeping_outputs(&mut self, k: &Kernels, x: &[f32]) -> &[f32] {
+        let (params, graph) = self.parts();
+        graph.forward(&mut Serial(k), &params, x, false)
+    }
+
+    /// Chapter 7: run each convolution and the pool after it as one step, one image at a time,
+    /// keeping only the pooled map and one byte per pooled value (on by default; it changes no
+    /// result, only the memory a pass keeps). Off, the passes are chapter 6's.
+    pub fn set_fusion(&mut self, fuse: bool) {
+        self.graph.set_fusion(fuse);
+    }
+
+    pub fn fusion(&self) -> bool {
+        self.graph.fusion()
+    }
+
+    /// Bytes of the activations, gradients and pool winners the last pass kept.
+    pub fn kept_bytes(&self) -> usize {
+        self.graph.kept_bytes()
     }
 
     /// Forward, loss and backward for one batch (`labels`: 0 cat, 1 dog), on one thread: leaves
@@ -136,7 +159,8 @@ impl CatDogCnn {
     }
 
     /// The output of each convolution (after its ReLU) in the last forward pass:
-    /// `[n, h, w, 32]`, `[n, h/2, w/2, 64]`, `[n, h/4, w/4, 128]`.
+    /// `[n, h, w, 32]`, `[n, h/2, w/2, 64]`, `[n, h/4, w/4, 128]`. Empty after a pass that fused
+    /// the convolutions with their pools: run [`CatDogCnn::forward_keeping_outputs`].
     pub fn conv_outputs(&self) -> [&[f32]; 3] {
         let steps = self.plan().steps();
         let mut convs = (0..steps.len()).filter(|&i| matches!(steps[i].op, StepOp::Conv2d(_)));
@@ -145,7 +169,7 @@ impl CatDogCnn {
     }
 
     /// The output of every step of the plan in the last forward pass (after its ReLU, if one
-    /// follows).
+    /// follows); a fused convolution's is empty, as in [`CatDogCnn::conv_outputs`].
     pub fn outputs(&self) -> Vec<&[f32]> {
         (0..self.plan().steps().len()).map(|i| self.graph.output(i)).collect()
     }

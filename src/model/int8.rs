@@ -41,7 +41,7 @@ impl Calibration {
         let mut ranges = vec![0.0f32; weighted.len().saturating_sub(1)];
         let len = model.image_len();
         for chunk in images.chunks(batch.max(1) * len) {
-            model.forward(k, chunk);
+            model.forward_keeping_outputs(k, chunk);
             let outputs = model.outputs();
             for (range, &step) in ranges.iter_mut().zip(&weighted) {
                 *range = outputs[step].iter().fold(*range, |m, &v| m.max(v));

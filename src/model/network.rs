@@ -69,8 +69,107 @@ pub trait Executor {
 
     /// One update of every parameter from its gradient.
     fn sgd_step(&mut self, opt: &mut Sgd, params: &mut [&mut Param]);
+
+    /// Chapter 7: a convolution and the 2x2 max-pool after it, one image at a time, so that
+    /// the convolution's output of the whole batch never exists: [`conv_pool_forward_image`]
+    /// on every image. Writes the pooled map and the pool's winners.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_pool_forward(
+        &mut self,
+        conv: &Conv2dShape,
+        pool: &Pool2dShape,
+        x: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        relu: bool,
+        pooled: &mut [f32],
+        winners: &mut [u8],
+    );
+
+    /// Its backward pass from the pooled map's gradient: [`conv_pool_backward_image`] on every
+    /// image, the weight gradients summed in image order.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_pool_backward(
+        &mut self,
+        layer: usize,
+        conv: &Conv2dShape,
+        pool: &Pool2dShape,
+        x: &[f32],
+        winners: &[u8],
+        g_pooled: &[f32],
+        weight: &mut Param,
+        bias: &mut Param,
+        gx: Option<&mut [f32]>,
+    );
 }
 // ANCHOR_END: executor
+
+// ANCHOR: fused_image
+thread_local! {
+    /// The convolution's output (forward) or its gradient (backward) for one image, on each
+    /// thread: the only place a fused convolution's full-size map ever lives. Sized by the
+    /// largest map a thread has met, allocated once.
+    static MAP: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One image (`conv.n == pool.n == 1`) through a convolution, its ReLU and the 2x2 max-pool
+/// after it. The convolution's output goes to a scratch map of one image, which the pool reads
+/// while it is still in the L2 cache; what the backward pass needs of it is one byte per
+/// pooled value, `winners`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_pool_forward_image(
+    k: &Kernels,
+    conv: &Conv2dShape,
+    pool: &Pool2dShape,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    relu: bool,
+    pooled: &mut [f32],
+    winners: &mut [u8],
+) {
+    assert!(
+        conv.n == 1 && pool.n == 1 && pool.input_len() == conv.output_len(),
+        "one image, the pool after the convolution"
+    );
+    MAP.with_borrow_mut(|map| {
+        map.resize(conv.output_len(), 0.0);
+        k.conv2d_forward(conv, x, weight, bias, map, relu);
+        k.max_pool2d_forward_winners(pool, map, pooled, winners, relu);
+    })
+}
+
+/// The backward pass of [`conv_pool_forward_image`]: the pooled gradient expanded through the
+/// winners into a scratch map (the pool's and the ReLU's backward passes at once), then the
+/// convolution's weight gradient into `gw`, `gb` (overwritten) and, if asked for, its input
+/// gradient into `gx`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_pool_backward_image(
+    k: &Kernels,
+    conv: &Conv2dShape,
+    pool: &Pool2dShape,
+    x: &[f32],
+    winners: &[u8],
+    g_pooled: &[f32],
+    weight: &[f32],
+    gw: &mut [f32],
+    gb: &mut [f32],
+    gx: Option<&mut [f32]>,
+) {
+    assert!(
+        conv.n == 1 && pool.n == 1 && pool.input_len() == conv.output_len(),
+        "one image, the pool after the convolution"
+    );
+    MAP.with_borrow_mut(|g_map| {
+        g_map.resize(conv.output_len(), 0.0);
+        k.max_pool2d_backward_winners(pool, winners, g_pooled, g_map);
+        k.conv2d_backward_weight(conv, x, g_map, gw, gb);
+        if let Some(gx) = gx {
+            k.conv2d_backward_input(conv, g_map, weight, gx);
+        }
+    })
+}
+// ANCHOR_END: fused_image
 
 // ANCHOR: serial
 /// The executor of chapters 3 to 7: every step is one call of the kernel table, on the calling
@@ -150,6 +249,65 @@ impl Executor for Serial<'_> {
     fn sgd_step(&mut self, opt: &mut Sgd, params: &mut [&mut Param]) {
         opt.step(self.0, params);
     }
+
+    fn conv_pool_forward(
+        &mut self,
+        conv: &Conv2dShape,
+        pool: &Pool2dShape,
+        x: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        relu: bool,
+        pooled: &mut [f32],
+        winners: &mut [u8],
+    ) {
+        let (one_conv, one_pool) = (Conv2dShape { n: 1, ..*conv }, Pool2dShape { n: 1, ..*pool });
+        let (x_image, p_image) = (one_conv.input_len(), one_pool.output_len());
+        for ((x, pooled), winners) in x.chunks(x_image).zip(pooled.chunks_mut(p_image)).zip(winners.chunks_mut(p_image))
+        {
+            conv_pool_forward_image(self.0, &one_conv, &one_pool, x, weight, bias, relu, pooled, winners);
+        }
+    }
+
+    // ANCHOR: serial_conv_pool_backward
+    /// Image by image; the first image's weight gradient goes straight into the parameters',
+    /// every later one into scratch and is added, in image order: the same sums, in the same
+    /// order, as the pool of threads does them (chapter 8), so the two agree bit for bit.
+    fn conv_pool_backward(
+        &mut self,
+        _layer: usize,
+        conv: &Conv2dShape,
+        pool: &Pool2dShape,
+        x: &[f32],
+        winners: &[u8],
+        g_pooled: &[f32],
+        weight: &mut Param,
+        bias: &mut Param,
+        mut gx: Option<&mut [f32]>,
+    ) {
+        let (one_conv, one_pool) = (Conv2dShape { n: 1, ..*conv }, Pool2dShape { n: 1, ..*pool });
+        let (x_image, p_image) = (one_conv.input_len(), one_pool.output_len());
+        let (mut gw, mut gb) = (vec![0.0; conv.weight_len()], vec![0.0; conv.c_out]);
+        for i in 0..conv.n {
+            let (x, winners, gy) =
+                (&x[i * x_image..][..x_image], &winners[i * p_image..][..p_image], &g_pooled[i * p_image..][..p_image]);
+            let gx = gx.as_deref_mut().map(|gx| &mut gx[i * x_image..][..x_image]);
+            let w = weight.value.as_slice();
+            if i == 0 {
+                let (gw, gb) = (weight.grad.as_mut_slice(), bias.grad.as_mut_slice());
+                conv_pool_backward_image(self.0, &one_conv, &one_pool, x, winners, gy, w, gw, gb, gx);
+                continue;
+            }
+            conv_pool_backward_image(self.0, &one_conv, &one_pool, x, winners, gy, w, &mut gw, &mut gb, gx);
+            for (sum, g) in weight.grad.as_mut_slice().iter_mut().zip(&gw) {
+                *sum += g;
+            }
+            for (sum, g) in bias.grad.as_mut_slice().iter_mut().zip(&gb) {
+                *sum += g;
+            }
+        }
+    }
+    // ANCHOR_END: serial_conv_pool_backward
 }
 
 /// A plan and the buffers of its passes: each step's output and the gradient of the loss with
@@ -161,6 +319,14 @@ pub(crate) struct Graph {
     n: usize,
     out: Vec<AlignedVec>,
     grad: Vec<AlignedVec>,
+    /// Chapter 7: for a pool fused with the convolution before it, one byte per pooled value
+    /// naming the input that won (empty for every other step).
+    winners: Vec<Vec<u8>>,
+    /// Fuse each convolution with the pool after it where the kernels can (chapter 7); off,
+    /// the passes are chapter 6's.
+    fuse: bool,
+    /// Whether the last forward pass fused step `i` with the pool after it.
+    fused: Vec<bool>,
 }
 
 /// The weight and the bias of the step whose weight is `params[i]`.
@@ -172,40 +338,108 @@ fn weight_and_bias<P: BorrowMut<Param>>(params: &mut [P], i: usize) -> (&mut Par
 impl Graph {
     pub(crate) fn new(plan: Plan) -> Graph {
         let steps = plan.steps().len();
-        Graph { plan, n: 0, out: vec![AlignedVec::default(); steps], grad: vec![AlignedVec::default(); steps] }
+        Graph {
+            plan,
+            n: 0,
+            out: vec![AlignedVec::default(); steps],
+            grad: vec![AlignedVec::default(); steps],
+            winners: vec![Vec::new(); steps],
+            fuse: true,
+            fused: vec![false; steps],
+        }
     }
 
     pub(crate) fn plan(&self) -> &Plan {
         &self.plan
     }
 
-    /// The output of step `i` in the last forward pass (`[n, ...]`).
+    pub(crate) fn set_fusion(&mut self, fuse: bool) {
+        self.fuse = fuse;
+    }
+
+    pub(crate) fn fusion(&self) -> bool {
+        self.fuse
+    }
+
+    /// The output of step `i` in the last forward pass (`[n, ...]`); empty for a convolution
+    /// that pass fused with its pool.
     pub(crate) fn output(&self, i: usize) -> &[f32] {
         &self.out[i]
     }
 
-    fn resize(&mut self, n: usize) {
+    // ANCHOR: fusible
+    /// Chapter 7: which steps a pass with kernels `k` fuses with the pool after them: every
+    /// convolution followed by a 2x2 max-pool (with no ReLU of its own), when fusion is on and
+    /// the kernels keep the pool's winners (from `ch7` on), unless the kernels transform the
+    /// convolution's filters on every call (chapter 10's Winograd), which one call per image
+    /// would repeat for every image.
+    fn fusible(&self, k: &Kernels, fuse: bool) -> Vec<bool> {
+        let steps = self.plan.steps();
+        let on = fuse && self.fuse && k.keeps_pool_winners();
+        (0..steps.len())
+            .map(|i| match (steps[i].op, steps.get(i + 1)) {
+                (StepOp::Conv2d(s), Some(next)) => {
+                    let pool_next = matches!(next.op, StepOp::MaxPool2d(_)) && !next.relu;
+                    on && pool_next && !k.transforms_filters(&s, i > 0)
+                }
+                _ => false,
+            })
+            .collect()
+    }
+    // ANCHOR_END: fusible
+
+    fn resize(&mut self, n: usize, fused: Vec<bool>) {
         self.n = n;
-        for ((step, out), grad) in self.plan.steps().iter().zip(&mut self.out).zip(&mut self.grad) {
-            ensure(out, n * step.op.output_len());
-            ensure(grad, n * step.op.output_len());
+        for (i, step) in self.plan.steps().iter().enumerate() {
+            // A fused convolution's output and its gradient exist for one image at a time only.
+            let len = if fused[i] { 0 } else { n * step.op.output_len() };
+            ensure(&mut self.out[i], len);
+            ensure(&mut self.grad[i], len);
+            let pooled_after_fused = i > 0 && fused[i - 1];
+            self.winners[i].resize(if pooled_after_fused { len } else { 0 }, 0);
         }
+        self.fused = fused;
+    }
+
+    /// Bytes of the buffers the last pass kept: every output and gradient, and the winners.
+    pub(crate) fn kept_bytes(&self) -> usize {
+        let floats: usize = self.out.iter().chain(&self.grad).map(|b| b.len()).sum();
+        4 * floats + self.winners.iter().map(Vec::len).sum::<usize>()
     }
 
     // ANCHOR: forward
     /// x `[n, h, w, c]` (NHWC) -> logits `[n]`: the steps in order, each reading the output of
-    /// the one before.
-    pub(crate) fn forward<E: Executor, P: Borrow<Param>>(&mut self, e: &mut E, params: &[P], x: &[f32]) -> &[f32] {
+    /// the one before. With `fuse`, a convolution and the pool after it run as one step
+    /// (chapter 7) where [`Graph::fusible`] says so.
+    pub(crate) fn forward<E: Executor, P: Borrow<Param>>(
+        &mut self,
+        e: &mut E,
+        params: &[P],
+        x: &[f32],
+        fuse: bool,
+    ) -> &[f32] {
         let (h, w, c) = self.plan.input();
         let image = self.plan.input_len();
         assert!(!x.is_empty() && x.len().is_multiple_of(image), "x must be [n, {h}, {w}, {c}]");
         let n = x.len() / image;
-        self.resize(n);
-        for (i, step) in self.plan.steps().iter().enumerate() {
+        let fused = self.fusible(e.kernels(), fuse);
+        self.resize(n, fused);
+        let steps = self.plan.steps();
+        for (i, step) in steps.iter().enumerate() {
+            if i > 0 && self.fused[i - 1] {
+                continue; // the pool ran with the convolution before it
+            }
             let (before, after) = self.out.split_at_mut(i);
             let (x, y) = (if i == 0 { x } else { &before[i - 1] }, &mut after[0][..]);
             let param = |j: usize| params[j].borrow().value.as_slice();
             match step.op.batch(n) {
+                StepOp::Conv2d(s) if self.fused[i] => {
+                    let j = step.param.expect("a convolution has parameters");
+                    let StepOp::MaxPool2d(pool) = steps[i + 1].op.batch(n) else { unreachable!("fusible") };
+                    let (pooled, winners) = (&mut after[1][..], &mut self.winners[i + 1][..]);
+                    e.conv_pool_forward(&s, &pool, x, param(j), param(j + 1), step.relu, pooled, winners);
+                    continue;
+                }
                 StepOp::Conv2d(s) => {
                     let j = step.param.expect("a convolution has parameters");
                     e.conv2d_forward(&s, x, param(j), param(j + 1), y, step.relu);
@@ -237,7 +471,7 @@ impl Graph {
         x: &[f32],
         labels: &[f32],
     ) -> StepStats {
-        self.forward(e, params, x);
+        self.forward(e, params, x, true);
         assert_eq!(self.n, labels.len(), "one label per image");
         let (n, steps) = (self.n, self.plan.steps());
         let (logits, g_logits) = (self.out.last().expect("steps"), self.grad.last_mut().expect("steps"));
@@ -245,6 +479,9 @@ impl Graph {
         let correct = logits.iter().zip(labels).filter(|&(&z, &t)| (z > 0.0) == (t > 0.5)).count();
 
         for (i, step) in steps.iter().enumerate().rev() {
+            if i > 0 && self.fused[i - 1] {
+                continue; // the convolution before runs this pool's backward pass
+            }
             let (before, after) = self.grad.split_at_mut(i);
             let (gy, gx) = (&mut after[0][..], before.last_mut().map(|g| &mut g[..]));
             let (x, y) = (if i == 0 { x } else { &self.out[i - 1][..] }, &self.out[i][..]);
@@ -254,6 +491,13 @@ impl Graph {
                 e.relu_backward(y, gy);
             }
             match step.op.batch(n) {
+                StepOp::Conv2d(s) if self.fused[i] => {
+                    let j = step.param.expect("a convolution has parameters");
+                    let StepOp::MaxPool2d(pool) = steps[i + 1].op.batch(n) else { unreachable!("fusible") };
+                    let (weight, bias) = weight_and_bias(params, j);
+                    let (g_pooled, winners) = (&after[1][..], &self.winners[i + 1][..]);
+                    e.conv_pool_backward(j / 2, &s, &pool, x, winners, g_pooled, weight, bias, gx);
+                }
                 StepOp::Conv2d(s) => {
                     let j = step.param.expect("a convolution has parameters");
                     let (weight, bias) = weight_and_bias(params, j);
@@ -329,7 +573,23 @@ impl Network {
 
     /// [`Network::forward`] on executor `e`.
     pub fn forward_with(&mut self, e: &mut impl Executor, x: &[f32]) -> &[f32] {
-        self.graph.forward(e, &self.params, x)
+        self.graph.forward(e, &self.params, x, true)
+    }
+
+    /// [`Network::forward`] that keeps every step's output for [`Network::outputs`].
+    pub fn forward_keeping_outputs(&mut self, k: &Kernels, x: &[f32]) -> &[f32] {
+        self.graph.forward(&mut Serial(k), &self.params, x, false)
+    }
+
+    /// Chapter 7: fuse each convolution with the pool after it (on by default where the
+    /// kernels can; see [`super::CatDogCnn::set_fusion`]).
+    pub fn set_fusion(&mut self, fuse: bool) {
+        self.graph.set_fusion(fuse);
+    }
+
+    /// Bytes of the activations, gradients and pool winners the last pass kept.
+    pub fn kept_bytes(&self) -> usize {
+        self.graph.kept_bytes()
     }
 
     /// [`Network::forward_backward`] on executor `e`.
@@ -337,7 +597,8 @@ impl Network {
         self.graph.forward_backward(e, &mut self.params, x, labels)
     }
 
-    /// The output of each step of the last forward pass, in table order (a ReLU's in its step's).
+    /// The output of each step of the last forward pass, in table order (a ReLU's in its
+    /// step's); a convolution fused with its pool has none: see [`Network::forward_keeping_outputs`].
     pub fn outputs(&self) -> Vec<&[f32]> {
         (0..self.plan().steps().len()).map(|i| self.graph.output(i)).collect()
     }

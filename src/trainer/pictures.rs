@@ -69,7 +69,7 @@ pub fn conv1_filters(model: &CatDogCnn, scale: u32) -> RgbImage {
 /// If `photo` is not one image of the network's size ([`photo_input`] makes one).
 pub fn feature_maps(model: &mut CatDogCnn, k: &Kernels, photo: &[f32]) -> [GrayImage; 3] {
     assert_eq!(photo.len(), model.image_len(), "one photo of the network's size");
-    model.forward(k, photo);
+    model.forward_keeping_outputs(k, photo);
     let (h, w) = model.image_size();
     let [r1, r2, r3] = model.conv_outputs();
     [grid(r1, h, w, 8), grid(r2, h / 2, w / 2, 8), grid(r3, h / 4, w / 4, 16)]

@@ -22,6 +22,8 @@ mod linear;
 #[cfg(feature = "ch7")]
 mod memory;
 mod pool;
+#[cfg(feature = "ch7")]
+mod pool_winners;
 mod sgd;
 #[cfg(feature = "ch10")]
 pub(crate) mod winograd;
@@ -36,4 +38,6 @@ pub(crate) use linear::{linear_backward_input, linear_backward_weight, linear_fo
 #[cfg(feature = "ch7")]
 pub(crate) use memory::read_sum;
 pub(crate) use pool::{max_pool2d_backward, max_pool2d_forward};
+#[cfg(feature = "ch7")]
+pub(crate) use pool_winners::{max_pool2d_backward_winners, max_pool2d_forward_winners};
 pub(crate) use sgd::{axpy, sgd_momentum_update};

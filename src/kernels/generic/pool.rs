@@ -90,7 +90,14 @@ pub(crate) fn max_pool2d_backward<S: SimdF32>(
             }
         }
     }
-    // An odd last column and an odd last row belong to no window.
+    zero_outside_windows(shape, grad_input);
+}
+// ANCHOR_END: max_pool2d_backward
+
+/// Zeroes the gradient of an odd last column and an odd last row, which belong to no window.
+pub(crate) fn zero_outside_windows(shape: &Pool2dShape, grad_input: &mut [f32]) {
+    let Pool2dShape { n, h, w, c } = *shape;
+    let (h_out, w_out) = (shape.h_out(), shape.w_out());
     for img in 0..n {
         for y in 0..h {
             let row = &mut grad_input[(img * h + y) * w * c..][..w * c];
@@ -102,4 +109,3 @@ pub(crate) fn max_pool2d_backward<S: SimdF32>(
         }
     }
 }
-// ANCHOR_END: max_pool2d_backward

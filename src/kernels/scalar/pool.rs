@@ -77,3 +77,63 @@ pub fn max_pool2d_backward(
     }
 }
 // ANCHOR_END: max_pool2d_backward
+
+// ANCHOR: winners
+/// Chapter 7: the forward pass of [`max_pool2d_forward`] that also keeps, for the backward pass,
+/// which input of each window won: one byte per output, `1..=4` for the first input equal to
+/// the maximum in scan order (as [`max_pool2d_backward`] chooses it), `0` when no input gets the
+/// gradient (the maximum is not positive and a ReLU came before, or it is NaN). With the
+/// winners kept, the backward pass no longer needs the pool's input, which can then live in a
+/// scratch buffer of one image instead of a buffer of the whole batch.
+pub fn max_pool2d_forward_winners(
+    s: &Pool2dShape,
+    input: &[f32],
+    output: &mut [f32],
+    winners: &mut [u8],
+    fuse_relu: bool,
+) {
+    s.check_forward_winners(input, output, winners);
+    max_pool2d_forward(s, input, output);
+    let Pool2dShape { n, h, w, c } = *s;
+    let (h_out, w_out) = (s.h_out(), s.w_out());
+    for b in 0..n {
+        for y in 0..h_out {
+            for x in 0..w_out {
+                let top_left = (b * h + 2 * y) * w + 2 * x;
+                let at = ((b * h_out + y) * w_out + x) * c;
+                for ch in 0..c {
+                    let max = output[at + ch];
+                    let first = window(w).into_iter().position(|off| input[(top_left + off) * c + ch] == max);
+                    winners[at + ch] = match first {
+                        Some(k) if !(fuse_relu && max <= 0.0) => k as u8 + 1,
+                        _ => 0,
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// The backward pass from the winners: each output's gradient goes to the input its byte names,
+/// every other input of the window gets zero. The same numbers as [`max_pool2d_backward`] given
+/// the input and output the winners were taken from.
+pub fn max_pool2d_backward_winners(s: &Pool2dShape, winners: &[u8], grad_output: &[f32], grad_input: &mut [f32]) {
+    s.check_backward_winners(winners, grad_output, grad_input);
+    let Pool2dShape { n, h, w, c } = *s;
+    let (h_out, w_out) = (s.h_out(), s.w_out());
+    grad_input.fill(0.0);
+    for b in 0..n {
+        for y in 0..h_out {
+            for x in 0..w_out {
+                let top_left = (b * h + 2 * y) * w + 2 * x;
+                let at = ((b * h_out + y) * w_out + x) * c;
+                for ch in 0..c {
+                    if let Some(k) = (winners[at + ch] as usize).checked_sub(1) {
+                        grad_input[(top_left + window(w)[k & 3]) * c + ch] = grad_output[at + ch];
+                    }
+                }
+            }
+        }
+    }
+}
+// ANCHOR_END: winners

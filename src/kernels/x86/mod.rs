@@ -11,3 +11,6 @@ pub(crate) mod avx2;
 
 #[cfg(feature = "ch6")]
 pub(crate) mod avx512;
+
+#[cfg(feature = "ch7")]
+pub(crate) mod pool_winners;

@@ -1,0 +1,213 @@
+//! Chapter 7: a convolution fused with the pool after it. The pool that keeps one byte per
+//! window is the pool of chapter 2 on every instruction set (the same maxima, the same
+//! gradients, bit for bit, ties and ReLU included); a network that fuses computes the numbers
+//! of one that does not; and it keeps the memory chapter 7 counts.
+mod common;
+
+use common::{assert_close, check_directions, for_each_isa, rand_vec};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use simd_cnn::bench::roofline::kept_bytes;
+use simd_cnn::kernels::{ConvAlgorithm, Isa, Kernels, Pool2dShape};
+use simd_cnn::model::{CATDOG, CatDogCnn, Layer, Network};
+use simd_cnn::reference;
+use simd_cnn::tensor::Tensor;
+
+const CHANNELS: [usize; 9] = [1, 3, 4, 5, 15, 16, 17, 32, 33];
+
+fn pool_shapes() -> impl Strategy<Value = (Pool2dShape, u64, bool)> + Clone {
+    (1..=2usize, 1..=7usize, 1..=9usize, prop::sample::select(&CHANNELS[..]), any::<u64>(), any::<bool>())
+        .prop_map(|(n, h, w, c, seed, ties)| (Pool2dShape { n, h, w, c }, seed, ties))
+}
+
+/// Random values, or with `ties` a few levels with zeros and negatives (what a ReLU and flat
+/// regions leave), so that windows have several maxima and maxima that are not positive.
+fn pool_input(len: usize, seed: u64, ties: bool) -> Vec<f32> {
+    let x = rand_vec(len, seed);
+    if ties { x.iter().map(|v| (v * 2.0).round()).collect() } else { x }
+}
+
+// ANCHOR: winners_test
+/// On every instruction set: the pooled map is chapter 2's pool's, the winners are the scalar
+/// kernel's, and the backward pass from the winners is chapter 2's backward pass from the
+/// input and output, with and without the ReLU before it. Equal, not close: a pool moves
+/// numbers, it does not compute new ones.
+#[test]
+fn the_pool_that_keeps_its_winners_is_the_pool_bit_for_bit() {
+    let scalar = Kernels::scalar();
+    for_each_isa(|k| {
+        let mut runner = TestRunner::new(Config { cases: 96, failure_persistence: None, ..Config::default() });
+        let outcome = runner.run(&pool_shapes(), |(s, seed, ties)| {
+            let x = pool_input(s.input_len(), seed, ties);
+            let g = rand_vec(s.output_len(), seed ^ 3);
+            for relu in [false, true] {
+                let (mut y, mut want_y) = (vec![f32::NAN; s.output_len()], vec![0.0; s.output_len()]);
+                let (mut won, mut want_won) = (vec![9u8; s.output_len()], vec![0u8; s.output_len()]);
+                k.max_pool2d_forward_winners(&s, &x, &mut y, &mut won, relu);
+                scalar.max_pool2d_forward(&s, &x, &mut want_y);
+                scalar.max_pool2d_forward_winners(&s, &x, &mut vec![0.0; s.output_len()], &mut want_won, relu);
+                prop_assert_eq!(&y, &want_y, "pooled {:?}", s);
+                prop_assert_eq!(&won, &want_won, "winners {:?} relu {}", s, relu);
+                prop_assert!(won.iter().all(|&b| b <= 4), "a winner byte names one of four inputs");
+
+                let (mut gx, mut want_gx) = (vec![f32::NAN; s.input_len()], vec![0.0; s.input_len()]);
+                k.max_pool2d_backward_winners(&s, &won, &g, &mut gx);
+                scalar.max_pool2d_backward(&s, &x, &y, &g, &mut want_gx, relu);
+                prop_assert_eq!(&gx, &want_gx, "backward {:?} relu {}", s, relu);
+            }
+            Ok::<(), TestCaseError>(())
+        });
+        if let Err(e) = outcome {
+            panic!("{}: {e}", k.isa());
+        }
+    });
+}
+// ANCHOR_END: winners_test
+
+/// A window whose inputs are all negative after no ReLU still routes its gradient; after a
+/// ReLU (its maximum is not positive) it routes none: byte 0.
+#[test]
+fn a_window_that_the_relu_zeroed_gets_no_gradient() {
+    let s = Pool2dShape { n: 1, h: 2, w: 2, c: 1 };
+    let x = [-3.0, -1.0, -2.0, -1.0];
+    for_each_isa(|k| {
+        let (mut y, mut won) = ([0.0], [0u8]);
+        k.max_pool2d_forward_winners(&s, &x, &mut y, &mut won, false);
+        assert_eq!((y, won), ([-1.0], [2]), "{}: the first of two equal maxima wins", k.isa());
+        k.max_pool2d_forward_winners(&s, &x, &mut y, &mut won, true);
+        assert_eq!(won, [0], "{}", k.isa());
+    });
+}
+
+/// Four convolutions, two of them followed by a pool after a ReLU, one by a pool without a
+/// ReLU, one by nothing: every way a convolution meets a pool.
+const TABLE: [Layer; 14] = [
+    Layer::Conv2d { name: "conv1", c_out: 8 },
+    Layer::ReLU,
+    Layer::MaxPool2d { name: "pool1" },
+    Layer::Conv2d { name: "conv2", c_out: 16 },
+    Layer::ReLU,
+    Layer::MaxPool2d { name: "pool2" },
+    Layer::Conv2d { name: "conv3", c_out: 16 },
+    Layer::ReLU,
+    Layer::Conv2d { name: "conv4", c_out: 17 },
+    Layer::MaxPool2d { name: "pool3" },
+    Layer::Flatten,
+    Layer::Linear { name: "fc1", out_features: 24 },
+    Layer::ReLU,
+    Layer::Linear { name: "fc2", out_features: 1 },
+];
+const SIDE: usize = 24;
+
+fn batch(n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let x = rand_vec(n * SIDE * SIDE * 3, seed).iter().map(|v| 0.5 + 0.5 * v).collect();
+    (x, (0..n).map(|i| (i % 2) as f32).collect())
+}
+
+// ANCHOR: fused_step_test
+/// Fused, one step computes chapter 6's numbers: the same logits and loss, and the same
+/// gradient for every parameter, bit for bit, except the weight and bias gradients of the fused
+/// convolutions: those are summed image by image (one image's gradient at a time) where chapter
+/// 6's kernel sums the batch inside, so they agree up to the order of one sum. Every
+/// instruction set, direct and Winograd. (On a pool of threads, which sums image by image too,
+/// fused and unfused agree bit for bit: `tests/ch8_threads.rs`.)
+#[test]
+fn a_fused_step_is_the_unfused_step() {
+    for_each_isa(|best| {
+        for conv in [ConvAlgorithm::Direct, ConvAlgorithm::Winograd] {
+            let Ok(k) = Kernels::for_isa_with(best.isa(), conv) else { continue };
+            let (x, labels) = batch(5, 40);
+            let mut fused = Network::new(&TABLE, SIDE, SIDE, 3, 5);
+            let mut unfused = fused.clone();
+            unfused.set_fusion(false);
+            let (a, b) = (fused.forward_backward(k, &x, &labels), unfused.forward_backward(k, &x, &labels));
+            assert_eq!(a, b, "{} {conv:?}: loss and correct answers", k.isa());
+            let fused_convs = ["conv1", "conv2", "conv4"];
+            for ((name, p), q) in fused.param_names().iter().zip(fused.params()).zip(unfused.params()) {
+                let what = format!("{} {conv:?} {name}", k.isa());
+                if fused_convs.iter().any(|c| name.starts_with(c)) {
+                    assert_close(&what, p.grad.as_slice(), q.grad.as_slice(), 1e-6, 1e-4);
+                } else {
+                    assert!(p.grad.as_slice() == q.grad.as_slice(), "{what}: not bit for bit");
+                }
+            }
+        }
+    });
+}
+// ANCHOR_END: fused_step_test
+
+/// The fused forward pass gives the logits of the pass that keeps every map.
+#[test]
+fn a_fused_forward_pass_gives_the_same_logits() {
+    for_each_isa(|k| {
+        let mut net = Network::new(&TABLE, SIDE, SIDE, 3, 6);
+        let (x, _) = batch(3, 7);
+        let kept = net.forward_keeping_outputs(k, &x).to_vec();
+        assert!(net.outputs().iter().all(|o| !o.is_empty()), "every step's output kept");
+        assert!(net.forward(k, &x) == kept, "{}", k.isa());
+        let empty = net.outputs().iter().filter(|o| o.is_empty()).count();
+        assert_eq!(
+            empty,
+            if k.keeps_pool_winners() { 3 } else { 0 },
+            "{}: the fused convolutions keep nothing",
+            k.isa()
+        );
+    });
+}
+
+/// Finite differences through the fused passes, where the fused backward pass is the only
+/// backward pass, for every parameter, on every instruction set (as chapter 3 checks its
+/// table; see `common::check_directions` for the tolerance).
+#[test]
+fn the_fused_backward_pass_is_the_derivative() {
+    for_each_isa(|k| {
+        let mut net = Network::new(&TABLE, 16, 16, 3, 8);
+        let x: Vec<f32> = rand_vec(2 * 16 * 16 * 3, 9).iter().map(|v| 0.5 + 0.5 * v).collect();
+        let labels = [1.0, 0.0];
+        net.forward_backward(k, &x, &labels);
+        for (p, name) in net.param_names().iter().enumerate() {
+            let (grad, values) = (net.params()[p].grad.as_slice().to_vec(), net.params()[p].value.as_slice().to_vec());
+            assert!(grad.iter().any(|&g| g != 0.0), "{name}: the gradient is zero, the check would be empty");
+            let mut probe = net.clone();
+            check_directions(&format!("{name} ({}, fused)", k.isa()), &grad, &values, 50 + p as u64, |v| {
+                probe.params_mut()[p].value.as_mut_slice().copy_from_slice(v);
+                let logits = Tensor::from_slice(&[2], probe.forward(k, &x));
+                reference::bce_with_logits(&logits, &labels).0
+            })
+            .unwrap();
+        }
+    });
+}
+
+// ANCHOR: kept_bytes_test
+/// The bytes chapter 7 counts from the table are the bytes a network holds after a step,
+/// fused and not; and fusing keeps less.
+#[test]
+fn the_counted_bytes_are_the_bytes_a_step_keeps() {
+    let k = Kernels::best().unwrap();
+    for (table, side) in [(&TABLE[..], SIDE), (&CATDOG[..], 16)] {
+        for fuse in [false, true] {
+            let mut net = Network::new(table, side, side, 3, 1);
+            net.set_fusion(fuse);
+            let n = 3;
+            let x = vec![0.5; n * side * side * 3];
+            net.forward_backward(k, &x, &vec![1.0; n]);
+            let fused = fuse && k.keeps_pool_winners();
+            assert_eq!(net.kept_bytes() as u64, kept_bytes(net.plan(), n, fused), "fused {fused}");
+        }
+    }
+    let plan = CatDogCnn::new(128, 128, 0).plan().clone();
+    let (ch6, ch7) = (kept_bytes(&plan, 16, false), kept_bytes(&plan, 16, true));
+    assert!(ch7 * 10 < ch6 * 3, "fused {ch7} bytes against {ch6}");
+}
+// ANCHOR_END: kept_bytes_test
+
+/// A build before chapter 7, or a table asked not to fuse, runs chapter 6's passes.
+#[test]
+fn fusion_can_be_turned_off() {
+    let k = Kernels::for_isa(Isa::Scalar).unwrap();
+    let mut net = Network::new(&TABLE, SIDE, SIDE, 3, 6);
+    net.set_fusion(false);
+    net.forward(k, &batch(2, 1).0);
+    assert!(net.outputs().iter().all(|o| !o.is_empty()));
+}
