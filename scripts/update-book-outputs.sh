@@ -134,8 +134,8 @@ record ch6-test "drop_cargo_progress | keep_test_targets ch4_simd_kernels" \
 record ch6-train-mnist drop_cargo_progress cargo run --release --example train_mnist
 
 # Chapter 7 (its tables and charts come from the benchmark report: scripts/update-bench-report.sh)
-record ch7-test "drop_cargo_progress | keep_test_targets ch7_memory" \
-    env SIMD_CNN_REQUIRE_ISA=avx512 cargo ch7 --test ch7_memory
+record ch7-test "drop_cargo_progress | keep_test_targets ch7_memory ch7_fusion" \
+    env SIMD_CNN_REQUIRE_ISA=avx512 cargo ch7 --test ch7_memory --test ch7_fusion
 
 # Chapter 8
 record ch8-test "drop_cargo_progress | keep_test_targets ch8_threads" cargo ch8 --test ch8_threads
