@@ -20,7 +20,9 @@
 //! (`tests/ch8_threads.rs` checks it).
 
 use crate::kernels::{Conv2dShape, Kernels, LinearShape, Pool2dShape};
-use crate::model::{CatDogCnn, Executor, Serial, StepStats, conv_pool_backward_image, conv_pool_forward_image};
+use crate::model::{
+    CatDogCnn, Executor, Serial, StepStats, check_conv_pool, conv_pool_backward_image, conv_pool_forward_image,
+};
 use crate::nn::{Flatten, Param};
 use crate::train::Sgd;
 use rayon::prelude::*;
@@ -393,6 +395,7 @@ impl Executor for OnPool<'_> {
         pooled: &mut [f32],
         winners: &mut [u8],
     ) {
+        check_conv_pool(conv, pool, x, pooled, winners);
         let (one_conv, one_pool) = (Conv2dShape { n: 1, ..*conv }, Pool2dShape { n: 1, ..*pool });
         let (x_image, p_image, k) = (one_conv.input_len(), one_pool.output_len(), self.k);
         self.par.pool.install(|| {
@@ -419,6 +422,7 @@ impl Executor for OnPool<'_> {
         bias: &mut Param,
         gx: Option<&mut [f32]>,
     ) {
+        check_conv_pool(conv, pool, x, g_pooled, winners);
         let (one_conv, one_pool) = (Conv2dShape { n: 1, ..*conv }, Pool2dShape { n: 1, ..*pool });
         let (x_image, p_image, k) = (one_conv.input_len(), one_pool.output_len(), self.k);
         let (pool, parts_w, parts_b) = self.par.conv_grad_parts(layer, conv);

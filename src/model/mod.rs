@@ -22,6 +22,7 @@ pub use cnn::{CATDOG, CATDOG_CHANNELS, CatDogCnn};
 #[cfg(feature = "ch11")]
 pub use int8::{Calibration, Int8Network};
 pub use mlp::Mlp;
+pub(crate) use network::check_conv_pool;
 pub use network::{Executor, Network, Serial, conv_pool_backward_image, conv_pool_forward_image};
 pub use table::{Layer, NAME_ROOM, Plan, Step, StepOp, as_names, spell_param_names};
 

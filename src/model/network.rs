@@ -171,6 +171,15 @@ pub fn conv_pool_backward_image(
 }
 // ANCHOR_END: fused_image
 
+/// The lengths of a fused convolution and pool over a batch, checked before the batch is cut
+/// into images (a short buffer would otherwise end the loop over images early, silently).
+pub(crate) fn check_conv_pool(conv: &Conv2dShape, pool: &Pool2dShape, x: &[f32], pooled: &[f32], winners: &[u8]) {
+    assert!(conv.n == pool.n && pool.input_len() == conv.output_len(), "the pool after the convolution");
+    assert_eq!(x.len(), conv.input_len(), "fused convolution input");
+    assert_eq!(pooled.len(), pool.output_len(), "fused pool output");
+    assert_eq!(winners.len(), pool.output_len(), "fused pool winners");
+}
+
 // ANCHOR: serial
 /// The executor of chapters 3 to 7: every step is one call of the kernel table, on the calling
 /// thread.
@@ -261,6 +270,7 @@ impl Executor for Serial<'_> {
         pooled: &mut [f32],
         winners: &mut [u8],
     ) {
+        check_conv_pool(conv, pool, x, pooled, winners);
         let (one_conv, one_pool) = (Conv2dShape { n: 1, ..*conv }, Pool2dShape { n: 1, ..*pool });
         let (x_image, p_image) = (one_conv.input_len(), one_pool.output_len());
         for ((x, pooled), winners) in x.chunks(x_image).zip(pooled.chunks_mut(p_image)).zip(winners.chunks_mut(p_image))
@@ -285,6 +295,7 @@ impl Executor for Serial<'_> {
         bias: &mut Param,
         mut gx: Option<&mut [f32]>,
     ) {
+        check_conv_pool(conv, pool, x, g_pooled, winners);
         let (one_conv, one_pool) = (Conv2dShape { n: 1, ..*conv }, Pool2dShape { n: 1, ..*pool });
         let (x_image, p_image) = (one_conv.input_len(), one_pool.output_len());
         let (mut gw, mut gb) = (vec![0.0; conv.weight_len()], vec![0.0; conv.c_out]);
