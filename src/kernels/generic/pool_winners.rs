@@ -5,8 +5,8 @@
 //! The vector code finds the winner as chapter 4's backward pass does, with a mask of the lanes
 //! already served, and turns the masks into a vector of codes `1.0..=4.0` (zero where no input
 //! gets the gradient). A vector of floats has no instruction to become bytes in every
-//! instruction set, so the codes go through a small array on the stack: `LANES` byte stores per
-//! window, against the four vector loads and stores the window costs anyway.
+//! instruction set, so the codes go through a small array on the stack, converted there over a
+//! fixed length that the compiler vectorises (`put_bytes`, `get_bytes`).
 
 use crate::kernels::Pool2dShape;
 use crate::kernels::simd::SimdF32;
@@ -18,6 +18,40 @@ const MAX_LANES: usize = 16;
 /// Offsets, in floats, of the four inputs of the window whose top-left float is at 0.
 fn window(w: usize, c: usize) -> [usize; 4] {
     [0, c, w * c, (w + 1) * c]
+}
+
+/// `bytes[i] = codes[i]` for the `bytes.len() <= S::LANES` codes `0.0..=4.0` a vector left in
+/// `codes`. The conversion runs over all `S::LANES` codes, a fixed length the compiler turns into
+/// vector instructions (`vcvttps2dq` and `vpmovdb` with AVX-512), and only the copy has the tail's
+/// length; converting lane by lane took a scalar conversion, a clamp and a byte insert per lane.
+#[inline(always)]
+fn put_bytes<S: SimdF32>(bytes: &mut [u8], codes: &[f32; MAX_LANES]) {
+    let mut all = [0u8; MAX_LANES];
+    for (byte, &code) in all[..S::LANES].iter_mut().zip(&codes[..S::LANES]) {
+        // SAFETY: every code is one of 0.0, 1.0, 2.0, 3.0, 4.0 (the array starts as zeros and
+        // only ever holds vectors of codes): finite, and in u8's range once truncated.
+        *byte = unsafe { code.to_int_unchecked::<u8>() };
+    }
+    if bytes.len() == S::LANES {
+        bytes.copy_from_slice(&all[..S::LANES]); // a constant length
+    } else {
+        bytes.copy_from_slice(&all[..bytes.len()]);
+    }
+}
+
+/// `codes[i] = bytes[i]` for the first `bytes.len() <= S::LANES` codes; the rest of the vector's
+/// lanes become zeros, which match no window's input. The inverse of `put_bytes`, built the same way.
+#[inline(always)]
+fn get_bytes<S: SimdF32>(codes: &mut [f32; MAX_LANES], bytes: &[u8]) {
+    let mut all = [0u8; MAX_LANES];
+    if bytes.len() == S::LANES {
+        all[..S::LANES].copy_from_slice(bytes);
+    } else {
+        all[..bytes.len()].copy_from_slice(bytes);
+    }
+    for (code, &byte) in codes[..S::LANES].iter_mut().zip(&all[..S::LANES]) {
+        *code = f32::from(byte);
+    }
 }
 
 // ANCHOR: forward
@@ -65,11 +99,9 @@ pub(crate) fn max_pool2d_forward_winners<S: SimdF32>(
                         if fuse_relu {
                             code = s.select(s.gt(m, zero), code);
                         }
-                        s.store_n(lane_codes.as_mut_ptr(), code, lanes);
+                        s.store(lane_codes.as_mut_ptr(), code);
                     }
-                    for (byte, &code) in winners[out + ch..][..lanes].iter_mut().zip(&lane_codes) {
-                        *byte = code as u8;
-                    }
+                    put_bytes::<S>(&mut winners[out + ch..][..lanes], &lane_codes);
                 }
             }
         }
@@ -103,13 +135,11 @@ pub(crate) fn max_pool2d_backward_winners<S: SimdF32>(
                 let out = ((img * h_out + y) * w_out + x) * c;
                 for ch in (0..c).step_by(S::LANES) {
                     let lanes = (c - ch).min(S::LANES);
-                    for (code, &byte) in lane_codes.iter_mut().zip(&winners[out + ch..][..lanes]) {
-                        *code = byte as f32;
-                    }
+                    get_bytes::<S>(&mut lane_codes, &winners[out + ch..][..lanes]);
                     // SAFETY: as in the forward pass; `grad_input` has the input's length and
                     // `grad_output` the output's (checked above).
                     unsafe {
-                        let code = s.load_n(lane_codes.as_ptr(), lanes);
+                        let code = s.load(lane_codes.as_ptr());
                         let g = s.load_n(g_out.add(out + ch), lanes);
                         for (off, k) in offsets.into_iter().zip(codes) {
                             s.store_n(g_in.add(top_left + off + ch), s.select(s.eq(code, k), g), lanes);
