@@ -238,3 +238,33 @@ fn the_report_has_the_winograd_records() {
     let conv2 = Conv2dShape { n: 16, h: 64, w: 64, c_in: 32, c_out: 64 };
     assert_eq!(4 * winograd_product_flops(&conv2), conv2.flops());
 }
+
+// ANCHOR: filter_cache_test
+/// Each thread keeps the filters it transformed (chapter 7 calls a convolution once per image).
+/// Weights changed in place, as SGD changes them, must be transformed again: on every ISA and
+/// tile, forward and backward-input, a result on this thread after the change equals, bit for
+/// bit, the result a new thread (with nothing kept) computes from the changed weights.
+#[test]
+fn changed_weights_are_never_served_from_the_filter_cache() {
+    let s = Conv2dShape { n: 1, h: 9, w: 11, c_in: 17, c_out: 20 };
+    for isa in Isa::available() {
+        for size in SIZES {
+            let Ok(k) = Kernels::winograd_everywhere(isa, size) else { continue };
+            let (x, gy, b) = (rand_vec(s.input_len(), 1), rand_vec(s.output_len(), 2), rand_vec(s.c_out, 3));
+            let mut w = rand_vec(s.weight_len(), 4);
+            let run = |w: &[f32]| {
+                let (mut y, mut gx) = (vec![0.0; s.output_len()], vec![0.0; s.input_len()]);
+                k.conv2d_forward(&s, &x, w, &b, &mut y, false);
+                k.conv2d_backward_input(&s, &gy, w, &mut gx);
+                (y, gx)
+            };
+            let before = run(&w);
+            w[5] += 0.5; // in place: the same buffer, other values
+            let after = run(&w);
+            let fresh = std::thread::scope(|t| t.spawn(|| run(&w)).join().unwrap());
+            assert!(after == fresh, "{isa} {size:?}: a stale transform was used");
+            assert!(after.0 != before.0 && after.1 != before.1, "{isa} {size:?}: the change must show");
+        }
+    }
+}
+// ANCHOR_END: filter_cache_test

@@ -9,7 +9,6 @@
 //! AVX-512.
 
 use super::isa::{Isa, IsaError};
-use super::shapes::Conv2dShape;
 use super::table::{Kernels, winograd_tables};
 use std::str::FromStr;
 
@@ -129,20 +128,6 @@ impl Kernels {
             WinogradSize::F2 => &tables.f2,
             WinogradSize::F4 => &tables.f4,
         })
-    }
-
-    /// Whether this table transforms the filters of a convolution of `shape` on every call of
-    /// its forward pass (or, with `input_gradient`, of its backward-input pass): Winograd's
-    /// kernels do, so calling them once per image repeats the transform for every image.
-    /// Chapter 7's fusion, which runs a convolution one image at a time, leaves those alone.
-    pub fn transforms_filters(&self, shape: &Conv2dShape, input_gradient: bool) -> bool {
-        match winograd_tables(self.isa) {
-            Some(t) if std::ptr::eq(&t.chosen, self) => {
-                winograd_pays(shape.c_in) || (input_gradient && winograd_pays(shape.c_out))
-            }
-            Some(t) => std::ptr::eq(&t.f2, self) || std::ptr::eq(&t.f4, self),
-            None => false,
-        }
     }
 
     /// Which convolutions this table runs.

@@ -381,18 +381,13 @@ impl Graph {
     // ANCHOR: fusible
     /// Chapter 7: which steps a pass with kernels `k` fuses with the pool after them: every
     /// convolution followed by a 2x2 max-pool (with no ReLU of its own), when fusion is on and
-    /// the kernels keep the pool's winners (from `ch7` on), unless the kernels transform the
-    /// convolution's filters on every call (chapter 10's Winograd), which one call per image
-    /// would repeat for every image.
+    /// the kernels keep the pool's winners (from `ch7` on).
     fn fusible(&self, k: &Kernels, fuse: bool) -> Vec<bool> {
         let steps = self.plan.steps();
         let on = fuse && self.fuse && k.keeps_pool_winners();
         (0..steps.len())
             .map(|i| match (steps[i].op, steps.get(i + 1)) {
-                (StepOp::Conv2d(s), Some(next)) => {
-                    let pool_next = matches!(next.op, StepOp::MaxPool2d(_)) && !next.relu;
-                    on && pool_next && !k.transforms_filters(&s, i > 0)
-                }
+                (StepOp::Conv2d(_), Some(next)) => on && matches!(next.op, StepOp::MaxPool2d(_)) && !next.relu,
                 _ => false,
             })
             .collect()
