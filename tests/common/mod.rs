@@ -35,6 +35,16 @@ pub fn distinct_tensor(shape: &[usize], gap: f32, seed: u64) -> Tensor {
     Tensor::from_fn(shape, |i| (order[i] as f32 - half) * gap + gap / 2.0)
 }
 
+/// The absolute tolerance for two sums of `terms` products of values in [-1, 1) that add in
+/// different orders. Each addition rounds by up to half an ulp of a partial sum that grows like
+/// the square root of the terms added, so the two results drift apart by a few `EPSILON * terms`
+/// at worst in practice (a sum of 576 products once differed by 1.3e-5 from the f64 value, where
+/// a fixed 1e-5 had been allowed); never less than 1e-5. A dropped or doubled term moves the sum
+/// by about 0.3, far past this.
+pub fn sum_atol(terms: usize) -> f32 {
+    (2.0 * f32::EPSILON * terms as f32).max(1e-5)
+}
+
 /// Compares `got` with `want` element by element, `|got - want| <= atol + rtol * |want|`, and
 /// describes the worst element and how many failed.
 pub fn compare(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) -> Result<(), String> {
