@@ -100,6 +100,20 @@ impl DataParallel {
     }
     // ANCHOR_END: forward
 
+    /// One step of training on the pool, as `CatDogCnn::train_step_with` does on one thread:
+    /// `check` sees the loss before anything changes.
+    pub fn train_step<Err>(
+        &mut self,
+        net: &mut CatDogCnn,
+        k: &Kernels,
+        x: &[f32],
+        labels: &[f32],
+        opt: &mut Sgd,
+        check: impl FnOnce(&StepStats) -> Result<(), Err>,
+    ) -> Result<StepStats, Err> {
+        net.train_step_with(&mut self.on(k), x, labels, opt, check)
+    }
+
     /// The probability of "dog" for each image, computed on the pool.
     pub fn predict_proba(&mut self, net: &mut CatDogCnn, k: &Kernels, x: &[f32]) -> Vec<f32> {
         let logits = self.forward(net, k, x);
@@ -139,6 +153,54 @@ impl DataParallel {
         }
     }
     // ANCHOR_END: sgd_step
+
+    /// Runs `f` on each thread's share of a linear layer's outputs: the layer of those rows,
+    /// the columns of `gy` (`[batch, out]`) they need (gathered into `columns`, one block per
+    /// share), and their rows of `per_output` (`[out, in]`, W or its gradient) and `bias`.
+    fn by_outputs(
+        &mut self,
+        s: &LinearShape,
+        gy: &[f32],
+        per_output: &mut [f32],
+        bias: &mut [f32],
+        f: impl Fn(&LinearShape, &[f32], &mut [f32], &mut [f32]) + Sync,
+    ) {
+        let (batch, d, m) = (s.batch, s.in_features, s.out_features);
+        let per = m.div_ceil(self.threads);
+        self.columns.resize(batch * m, 0.0);
+        for (part, block) in self.columns.chunks_mut(batch * per).enumerate() {
+            let width = block.len() / batch;
+            for (row, cols) in gy.chunks_exact(m).zip(block.chunks_exact_mut(width)) {
+                cols.copy_from_slice(&row[part * per..][..width]);
+            }
+        }
+        let columns = &self.columns;
+        self.pool.install(|| {
+            per_output
+                .par_chunks_mut(per * d)
+                .zip(bias.par_chunks_mut(per))
+                .zip(columns.par_chunks(batch * per))
+                .for_each(|((rows, b), gy)| {
+                    f(&LinearShape { batch, in_features: d, out_features: b.len() }, gy, rows, b)
+                })
+        });
+    }
+
+    /// A linear layer's input gradient with the batch shared among the threads.
+    fn input_gradient(&self, k: &Kernels, s: &LinearShape, gy: &[f32], w: &[f32], gx: &mut [f32]) {
+        let (batch, d, m) = (s.batch, s.in_features, s.out_features);
+        let rows = batch.div_ceil(self.threads).max(1);
+        self.pool.install(|| {
+            gy.par_chunks(rows * m).zip(gx.par_chunks_mut(rows * d)).for_each(|(gy, gx)| {
+                k.linear_backward_input(
+                    &LinearShape { batch: gy.len() / m, in_features: d, out_features: m },
+                    gy,
+                    w,
+                    gx,
+                )
+            })
+        });
+    }
 
     /// The pool, and the scratch for the per-image weight and bias gradients of convolution
     /// `layer`, sized for the batch of `s`.
@@ -327,47 +389,40 @@ impl Executor for OnPool<'_> {
         if s.weight_len() < MIN_SHARED_WEIGHTS {
             return Serial(self.k).linear_backward(s, x, gy, weight, bias, gx);
         }
-        let (batch, d, m) = (s.batch, s.in_features, s.out_features);
-        let (par, k) = (&mut *self.par, self.k);
-        let per = m.div_ceil(par.threads);
-        par.columns.resize(batch * m, 0.0);
-        for (part, block) in par.columns.chunks_mut(batch * per).enumerate() {
-            let width = block.len() / batch;
-            for (row, cols) in gy.chunks_exact(m).zip(block.chunks_exact_mut(width)) {
-                cols.copy_from_slice(&row[part * per..][..width]);
-            }
+        let k = self.k;
+        let (gw, gb) = (weight.grad.as_mut_slice(), bias.grad.as_mut_slice());
+        self.par.by_outputs(s, gy, gw, gb, |rows, gy, gw, gb| k.linear_backward_weight(rows, x, gy, gw, gb));
+        if let Some(gx) = gx {
+            self.par.input_gradient(k, s, gy, weight.value.as_slice(), gx);
         }
-        par.pool.install(|| {
-            weight
-                .grad
-                .as_mut_slice()
-                .par_chunks_mut(per * d)
-                .zip(bias.grad.as_mut_slice().par_chunks_mut(per))
-                .zip(par.columns.par_chunks(batch * per))
-                .for_each(|((gw, gb), gy)| {
-                    k.linear_backward_weight(
-                        &LinearShape { batch, in_features: d, out_features: gb.len() },
-                        x,
-                        gy,
-                        gw,
-                        gb,
-                    )
-                })
-        });
-        let Some(gx) = gx else { return };
-        let rows = batch.div_ceil(par.threads).max(1);
-        let w = weight.value.as_slice();
-        par.pool.install(|| {
-            gy.par_chunks(rows * m).zip(gx.par_chunks_mut(rows * d)).for_each(|(gy, gx)| {
-                k.linear_backward_input(
-                    &LinearShape { batch: gy.len() / m, in_features: d, out_features: m },
-                    gy,
-                    w,
-                    gx,
-                )
-            })
-        });
     }
+
+    // ANCHOR: linear_backward_update
+    /// Chapter 7's fused backward pass and update, shared: the input gradient first, with the
+    /// batch shared and from the weights before the update, then the weight gradient and the
+    /// update in one sweep, with the outputs (rows of W) shared. W is read twice and written
+    /// once, where the separate passes read it three times and wrote it and its gradient.
+    fn linear_backward_update(
+        &mut self,
+        s: &LinearShape,
+        x: &[f32],
+        gy: &[f32],
+        weight: &mut Param,
+        bias: &mut Param,
+        gx: Option<&mut [f32]>,
+        lr: f32,
+    ) {
+        if s.weight_len() < MIN_SHARED_WEIGHTS {
+            return Serial(self.k).linear_backward_update(s, x, gy, weight, bias, gx, lr);
+        }
+        if let Some(gx) = gx {
+            self.par.input_gradient(self.k, s, gy, weight.value.as_slice(), gx);
+        }
+        let k = self.k;
+        let (w, gb) = (weight.value.as_mut_slice(), bias.grad.as_mut_slice());
+        self.par.by_outputs(s, gy, w, gb, |rows, gy, w, gb| k.linear_backward_update(rows, x, gy, w, gb, None, lr));
+    }
+    // ANCHOR_END: linear_backward_update
 
     /// The ReLU of fc1, 128 values per image: not worth sharing.
     fn relu_forward(&mut self, x: &mut [f32]) {

@@ -4,14 +4,15 @@
 //! of one that does not; and it keeps the memory chapter 7 counts.
 mod common;
 
-use common::{assert_close, check_directions, for_each_isa, rand_vec};
+use common::{assert_close, check_directions, compare, for_each_isa, rand_vec, sum_atol};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use simd_cnn::bench::roofline::kept_bytes;
-use simd_cnn::kernels::{ConvAlgorithm, Isa, Kernels, Pool2dShape};
-use simd_cnn::model::{CATDOG, CatDogCnn, Layer, Network};
+use simd_cnn::kernels::{ConvAlgorithm, Isa, Kernels, LinearShape, Pool2dShape};
+use simd_cnn::model::{CATDOG, CatDogCnn, Layer, Network, Serial};
 use simd_cnn::reference;
 use simd_cnn::tensor::Tensor;
+use simd_cnn::train::Sgd;
 
 const CHANNELS: [usize; 9] = [1, 3, 4, 5, 15, 16, 17, 32, 33];
 
@@ -210,4 +211,91 @@ fn fusion_can_be_turned_off() {
     net.set_fusion(false);
     net.forward(k, &batch(2, 1).0);
     assert!(net.outputs().iter().all(|o| !o.is_empty()));
+}
+
+fn linear_shapes() -> impl Strategy<Value = (LinearShape, u64, bool)> + Clone {
+    // Up to 1300 features: up to three panels of 512, the last one often not a multiple of
+    // any vector width.
+    (1..=17usize, 1..=1300usize, 1..=20usize, any::<u64>(), any::<bool>())
+        .prop_map(|(batch, d, m, seed, gx)| (LinearShape { batch, in_features: d, out_features: m }, seed, gx))
+}
+
+// ANCHOR: linear_update_test
+/// The backward pass fused with the update is the three passes it replaces, bit for bit, on
+/// every instruction set (the input gradient from the weights before the update), and the
+/// scalar reference's numbers up to the order of the sums.
+#[test]
+fn the_fused_linear_update_is_the_three_passes_bit_for_bit() {
+    let scalar = Kernels::scalar();
+    for_each_isa(|k| {
+        let mut runner = TestRunner::new(Config { cases: 64, failure_persistence: None, ..Config::default() });
+        let result = runner.run(&linear_shapes(), |(s, seed, with_gx)| {
+            let (x, gy, w) =
+                (rand_vec(s.input_len(), seed), rand_vec(s.output_len(), seed ^ 1), rand_vec(s.weight_len(), seed ^ 2));
+            let lr = 0.5;
+            let (mut w3, mut gw, mut gb3, mut gx3) =
+                (w.clone(), vec![0.0; s.weight_len()], vec![0.0; s.out_features], vec![0.0; s.input_len()]);
+            if with_gx {
+                k.linear_backward_input(&s, &gy, &w, &mut gx3);
+            }
+            k.linear_backward_weight(&s, &x, &gy, &mut gw, &mut gb3);
+            k.axpy(-lr, &gw, &mut w3);
+            let (mut wf, mut gbf, mut gxf) = (w.clone(), vec![f32::NAN; s.out_features], vec![f32::NAN; s.input_len()]);
+            k.linear_backward_update(&s, &x, &gy, &mut wf, &mut gbf, with_gx.then_some(&mut gxf[..]), lr);
+            let bits = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+            prop_assert!(bits(&wf, &w3), "{}: updated weights differ from the three passes on {s:?}", k.isa());
+            prop_assert!(bits(&gbf, &gb3), "{}: bias gradient on {s:?}", k.isa());
+            let (mut ws, mut gbs, mut gxs) = (w.clone(), vec![0.0; s.out_features], vec![0.0; s.input_len()]);
+            scalar.linear_backward_update(&s, &x, &gy, &mut ws, &mut gbs, with_gx.then_some(&mut gxs[..]), lr);
+            let fail = |e: String| TestCaseError::fail(format!("{}: {e}", k.isa()));
+            compare(&format!("weights {s:?}"), &wf, &ws, lr * sum_atol(s.batch), 1e-5).map_err(fail)?;
+            compare(&format!("bias gradient {s:?}"), &gbf, &gbs, sum_atol(s.batch), 1e-5).map_err(fail)?;
+            if with_gx {
+                prop_assert!(bits(&gxf, &gx3), "{}: input gradient on {s:?}", k.isa());
+                compare(&format!("input gradient {s:?}"), &gxf, &gxs, sum_atol(s.out_features), 1e-4).map_err(fail)?;
+            } else {
+                prop_assert!(gxf.iter().all(|v| v.is_nan()), "no input gradient was asked for");
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    });
+}
+// ANCHOR_END: linear_update_test
+
+/// A training step with fc1's and fc2's updates fused into their backward passes leaves the
+/// weights of the step followed by the optimiser, bit for bit, step after step.
+#[test]
+fn a_training_step_with_fused_updates_trains_the_same_weights() {
+    for_each_isa(|k| {
+        let mut fused = Network::new(&TABLE, SIDE, SIDE, 3, 6);
+        let mut separate = fused.clone();
+        let (mut opt_fused, mut opt_separate) = (Sgd::new(0.05, 0.0), Sgd::new(0.05, 0.0));
+        for step in 0..3 {
+            let (x, labels) = batch(5, 50 + step);
+            let a = fused.train_step(k, &x, &labels, &mut opt_fused);
+            let b = separate.forward_backward(k, &x, &labels);
+            opt_separate.step(k, &mut separate.params_mut());
+            assert_eq!(a, b, "{}: loss and correct answers", k.isa());
+        }
+        for ((name, p), q) in fused.param_names().iter().zip(fused.params()).zip(separate.params()) {
+            assert!(p.value.as_slice() == q.value.as_slice(), "{} {name}: not bit for bit", k.isa());
+        }
+    });
+}
+
+/// The check sees the loss before anything changes: a step it refuses leaves every weight.
+#[test]
+fn a_step_whose_loss_is_refused_changes_no_weight() {
+    let k = Kernels::best().unwrap();
+    let (x, labels) = batch(3, 60);
+    let mut net = Network::new(&TABLE, SIDE, SIDE, 3, 7);
+    let before: Vec<Vec<f32>> = net.params().iter().map(|p| p.value.as_slice().to_vec()).collect();
+    let mut opt = Sgd::new(0.05, 0.0);
+    let refused = net.train_step_with(&mut Serial(k), &x, &labels, &mut opt, |s| Err(s.loss));
+    assert!(refused.is_err());
+    let after: Vec<Vec<f32>> = net.params().iter().map(|p| p.value.as_slice().to_vec()).collect();
+    assert!(before == after, "a refused step changed weights");
 }

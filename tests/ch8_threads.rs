@@ -102,3 +102,37 @@ fn fused_and_unfused_steps_on_the_pool_train_the_same_weights() {
     assert!(run(true, Some(3)) == want, "fused on 3 threads");
     assert!(run(true, None) == want, "fused on one thread");
 }
+
+/// Chapter 7's linear updates fused into the backward pass, on the pool: the same weights as on
+/// one thread and as the separate passes, bit for bit, on any number of threads (fc1 of a
+/// 32-pixel image has 2048 x 128 weights, enough to be shared).
+#[test]
+fn fused_updates_on_the_pool_train_the_same_weights() {
+    let k = Kernels::best().unwrap();
+    let run = |threads: Option<usize>, fused_update: bool| {
+        let mut net = CatDogCnn::new(32, 32, 5);
+        let mut opt = Sgd::new(0.01, 0.0);
+        let mut par = threads.map(|t| DataParallel::new(t).unwrap());
+        for step in 0..3 {
+            let (x, labels) = batch(5, 32, 40 + step);
+            match (par.as_mut(), fused_update) {
+                (Some(par), true) => {
+                    par.train_step(&mut net, k, &x, &labels, &mut opt, |_| Ok::<(), ()>(())).unwrap();
+                }
+                (Some(par), false) => {
+                    par.forward_backward(&mut net, k, &x, &labels);
+                    par.sgd_step(&mut opt, k, &mut net.params_mut());
+                }
+                (None, _) => {
+                    net.train_step(k, &x, &labels, &mut opt);
+                }
+            }
+        }
+        net.params().iter().map(|p| p.value.as_slice().to_vec()).collect::<Vec<_>>()
+    };
+    let want = run(Some(2), false);
+    for threads in [1, 2, 3] {
+        assert!(run(Some(threads), true) == want, "fused updates on {threads} threads");
+    }
+    assert!(run(None, true) == want, "fused updates on one thread without the pool");
+}

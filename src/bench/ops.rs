@@ -168,6 +168,10 @@ pub enum OpKind {
     LinearBackwardWeight(LinearShape),
     /// Both gradients of a linear layer, weight then input, as training computes them.
     LinearBackward(LinearShape),
+    /// Chapter 7: both gradients and the SGD update of the weight in one sweep
+    /// (`Kernels::linear_backward_update`): [`OpKind::LinearBackward`] and an [`OpKind::Axpy`]
+    /// over the weights, fused.
+    LinearBackwardUpdate(LinearShape),
     /// In place on this many floats.
     ReluForward(usize),
     ReluBackward(usize),
@@ -193,6 +197,7 @@ impl OpKind {
             OpKind::MaxPool2dForward(s) | OpKind::MaxPool2dBackward { shape: s, .. } => s.flops(),
             OpKind::LinearForward(s) | OpKind::LinearBackwardInput(s) | OpKind::LinearBackwardWeight(s) => s.flops(),
             OpKind::LinearBackward(s) => 2 * s.flops(),
+            OpKind::LinearBackwardUpdate(s) => 2 * s.flops() + s.weight_len() as u64,
             OpKind::ReluForward(len)
             | OpKind::ReluBackward(len)
             | OpKind::Axpy(len)
@@ -221,6 +226,7 @@ impl OpKind {
             OpKind::LinearBackwardInput(_) => "linear_backward_input",
             OpKind::LinearBackwardWeight(_) => "linear_backward_weight",
             OpKind::LinearBackward(_) => "linear_backward",
+            OpKind::LinearBackwardUpdate(_) => "linear_backward_update",
             OpKind::ReluForward(_) => "relu_forward",
             OpKind::ReluBackward(_) => "relu_backward",
             OpKind::Axpy(_) => "axpy",
@@ -285,6 +291,10 @@ pub fn report_ops() -> Vec<Op> {
                 let backward =
                     if layer.grad_input { OpKind::LinearBackward(s) } else { OpKind::LinearBackwardWeight(s) };
                 ops.push(op("backward", backward));
+                // From chapter 7: the backward pass with the update fused, beside it.
+                if layer.grad_input && Kernels::scalar().updates_in_backward() {
+                    ops.push(op("backward_update", OpKind::LinearBackwardUpdate(s)));
+                }
             }
         }
     }
@@ -482,7 +492,8 @@ impl Workload {
             OpKind::LinearForward(s)
             | OpKind::LinearBackwardInput(s)
             | OpKind::LinearBackwardWeight(s)
-            | OpKind::LinearBackward(s) => State::Linear {
+            | OpKind::LinearBackward(s)
+            | OpKind::LinearBackwardUpdate(s) => State::Linear {
                 kind,
                 s,
                 x: random(s.input_len(), rng),
@@ -558,6 +569,13 @@ impl Workload {
                 if let OpKind::LinearBackwardInput(_) | OpKind::LinearBackward(_) = kind {
                     k.linear_backward_input(s, grad_y.as_slice(), weight.as_slice(), grad_x.as_mut_slice());
                 }
+                // The weights drift by the same step at every call; the kernel does not branch
+                // on them.
+                if let OpKind::LinearBackwardUpdate(_) = kind {
+                    let (x, grad_y, grad_x) = (x.as_slice(), grad_y.as_slice(), Some(grad_x.as_mut_slice()));
+                    let (weight, grad_bias) = (weight.as_mut_slice(), grad_bias.as_mut_slice());
+                    k.linear_backward_update(s, x, grad_y, weight, grad_bias, grad_x, LEARNING_RATE);
+                }
             }
             // Repeated calls keep doing the same work: the kernels do not branch on values.
             State::ReluForward { x } => k.relu_forward(x.as_mut_slice()),
@@ -571,8 +589,7 @@ impl Workload {
                 0.9,
             ),
             State::CatDog { model, sgd, images, labels } => {
-                model.forward_backward(k, images.as_slice(), labels);
-                sgd.step(k, &mut model.params_mut());
+                model.train_step(k, images.as_slice(), labels, sgd);
             }
             State::Mnist { model, sgd, images, labels } => {
                 model.forward_backward(k, images.as_slice(), labels);

@@ -21,6 +21,8 @@ pub(crate) type AxpyFn = unsafe fn(f32, &[f32], &mut [f32]);
 pub(crate) type SgdMomentumFn = unsafe fn(&mut [f32], &[f32], &mut [f32], f32, f32);
 pub(crate) type MaxPool2dForwardWinnersFn = unsafe fn(&Pool2dShape, &[f32], &mut [f32], &mut [u8], bool);
 pub(crate) type MaxPool2dBackwardWinnersFn = unsafe fn(&Pool2dShape, &[u8], &[f32], &mut [f32]);
+pub(crate) type LinearBackwardUpdateFn =
+    unsafe fn(&LinearShape, &[f32], &[f32], &mut [f32], &mut [f32], Option<&mut [f32]>, f32);
 pub(crate) type PeakFn = unsafe fn(u64, f32, f32) -> f32;
 
 // ANCHOR: kernels
@@ -116,6 +118,23 @@ fn pool_winners(isa: Isa) -> Option<&'static PoolWinners> {
         Isa::Avx2 => Some(&super::x86::pool_winners::AVX2),
         #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
         Isa::Avx512 => Some(&super::x86::pool_winners::AVX512),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// Chapter 7: a linear layer's backward pass fused with SGD's update of its weight, for each
+/// compiled instruction set.
+fn linear_update(isa: Isa) -> Option<LinearBackwardUpdateFn> {
+    match isa {
+        #[cfg(feature = "ch7")]
+        Isa::Scalar => Some(super::scalar::linear_backward_update),
+        #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
+        Isa::Sse => Some(super::x86::linear_update::sse),
+        #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
+        Isa::Avx2 => Some(super::x86::linear_update::avx2),
+        #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
+        Isa::Avx512 => Some(super::x86::linear_update::avx512),
         #[allow(unreachable_patterns)]
         _ => None,
     }
@@ -291,6 +310,41 @@ impl Kernels {
         // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
         unsafe { (self.linear_backward_weight)(shape, x, grad_y, grad_weight, grad_bias) }
     }
+
+    // ANCHOR: linear_update_methods
+    /// Chapter 7: whether this table can run a linear layer's backward pass and the SGD step
+    /// on its weight as one sweep ([`Kernels::linear_backward_update`]; from `ch7` on, every
+    /// table).
+    pub fn updates_in_backward(&self) -> bool {
+        linear_update(self.isa).is_some()
+    }
+
+    /// [`Kernels::linear_backward_input`] (if `grad_x` is given, from the weights before the
+    /// update), [`Kernels::linear_backward_weight`] and `axpy(-lr, grad_weight, weight)` in one
+    /// sweep over the weight, which is read once and written once; the weight gradient is
+    /// never stored. Bit for bit the three calls. A table without it runs the scalar one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear_backward_update(
+        &self,
+        shape: &LinearShape,
+        x: &[f32],
+        grad_y: &[f32],
+        weight: &mut [f32],
+        grad_bias: &mut [f32],
+        grad_x: Option<&mut [f32]>,
+        lr: f32,
+    ) {
+        shape.check_backward_weight(x, grad_y, weight, grad_bias);
+        if let Some(gx) = grad_x.as_deref() {
+            shape.check_backward_input(grad_y, weight, gx);
+        }
+        match linear_update(self.isa) {
+            // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+            Some(f) => unsafe { f(shape, x, grad_y, weight, grad_bias, grad_x, lr) },
+            None => super::scalar::linear_backward_update(shape, x, grad_y, weight, grad_bias, grad_x, lr),
+        }
+    }
+    // ANCHOR_END: linear_update_methods
 
     /// `x = max(x, 0)` in place.
     pub fn relu_forward(&self, x: &mut [f32]) {

@@ -1,8 +1,9 @@
 use super::StepStats;
-use super::network::{Executor, Graph, Serial};
+use super::network::{Executor, Graph, Serial, unchecked};
 use super::table::{Layer, NAME_ROOM, Plan, StepOp, as_names, spell_param_names};
 use crate::kernels::Kernels;
 use crate::nn::{Conv2d, Linear, Param};
+use crate::train::Sgd;
 
 // ANCHOR: table
 /// The cat/dog network of the book, the table every other description of it is derived from.
@@ -148,6 +149,30 @@ impl CatDogCnn {
     pub fn forward_backward_with(&mut self, e: &mut impl Executor, x: &[f32], labels: &[f32]) -> StepStats {
         let (mut params, graph) = self.parts();
         graph.forward_backward(e, &mut params, x, labels)
+    }
+
+    /// One step of training on one thread: [`CatDogCnn::forward_backward`] and `opt`'s
+    /// update, with fc1's and fc2's updates fused into their backward passes from chapter 7
+    /// on ([`CatDogCnn::train_step_with`]).
+    pub fn train_step(&mut self, k: &Kernels, x: &[f32], labels: &[f32], opt: &mut Sgd) -> StepStats {
+        unchecked(self.train_step_with(&mut Serial(k), x, labels, opt, |_| Ok(())))
+    }
+
+    /// One step of training on executor `e`, with `check` on the loss before anything changes
+    /// (its error stops the step). With fusion on and no momentum, fc1 and fc2 take their SGD
+    /// steps in the sweeps that compute their gradients, and their weights' `grad` is not
+    /// filled; the weights come out bit for bit as from [`CatDogCnn::forward_backward_with`]
+    /// and the update.
+    pub fn train_step_with<Err>(
+        &mut self,
+        e: &mut impl Executor,
+        x: &[f32],
+        labels: &[f32],
+        opt: &mut Sgd,
+        check: impl FnOnce(&StepStats) -> Result<(), Err>,
+    ) -> Result<StepStats, Err> {
+        let (mut params, graph) = self.parts();
+        graph.train_step(e, &mut params, x, labels, opt, check)
     }
 
     /// The probability that each image shows a dog.

@@ -303,11 +303,14 @@ impl Trainer {
             for batch in loader.epoch_from(epoch as u64, skip) {
                 let batch = batch?;
                 self.opt.lr = self.config.schedule.lr(self.config.lr, self.state.step, total_steps);
-                let stats = self.par.forward_backward(&mut self.model, self.k, batch.x.as_slice(), &batch.labels);
-                if let Err(divergence) = guard.check(stats.loss) {
-                    return Err(self.diverged(divergence));
-                }
-                self.par.sgd_step(&mut self.opt, self.k, &mut self.model.params_mut());
+                // The guard sees the loss before any weight changes: a diverged step is not taken.
+                let (x, labels) = (batch.x.as_slice(), &batch.labels[..]);
+                let step =
+                    self.par.train_step(&mut self.model, self.k, x, labels, &mut self.opt, |s| guard.check(s.loss));
+                let stats = match step {
+                    Ok(stats) => stats,
+                    Err(divergence) => return Err(self.diverged(divergence)),
+                };
                 self.state.record_batch(stats, batch.len());
                 let elapsed = started.elapsed().as_secs_f64();
                 let images_per_second = (self.state.current.seen() - seen_before) as f64 / elapsed.max(1e-9);

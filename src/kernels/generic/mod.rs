@@ -20,6 +20,8 @@ mod conv2d;
 mod exp;
 mod linear;
 #[cfg(feature = "ch7")]
+mod linear_update;
+#[cfg(feature = "ch7")]
 mod memory;
 mod pool;
 #[cfg(feature = "ch7")]
@@ -35,6 +37,8 @@ pub(crate) use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_fo
 #[cfg(feature = "ch11")]
 pub(crate) use exp::{SimdMath, exp_forward, sigmoid_forward, softmax_forward};
 pub(crate) use linear::{linear_backward_input, linear_backward_weight, linear_forward};
+#[cfg(feature = "ch7")]
+pub(crate) use linear_update::linear_backward_update;
 #[cfg(feature = "ch7")]
 pub(crate) use memory::read_sum;
 pub(crate) use pool::{max_pool2d_backward, max_pool2d_forward};

@@ -70,3 +70,26 @@ pub fn linear_backward_weight(
     }
 }
 // ANCHOR_END: linear_backward_weight
+
+// ANCHOR: linear_backward_update
+/// Chapter 7: the backward pass and SGD's update of the weight, `w -= lr * grad_w`, as the
+/// three passes it fuses: the input gradient (from the weights before the update), the weight
+/// gradient, the update. `grad_bias` gets the bias gradient.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward_update(
+    s: &LinearShape,
+    x: &[f32],
+    grad_y: &[f32],
+    weight: &mut [f32],
+    grad_bias: &mut [f32],
+    grad_x: Option<&mut [f32]>,
+    lr: f32,
+) {
+    if let Some(grad_x) = grad_x {
+        linear_backward_input(s, grad_y, weight, grad_x);
+    }
+    let mut grad_weight = vec![0.0; s.weight_len()];
+    linear_backward_weight(s, x, grad_y, &mut grad_weight, grad_bias);
+    super::axpy(-lr, &grad_weight, weight);
+}
+// ANCHOR_END: linear_backward_update

@@ -11,7 +11,7 @@ mod sgd;
 
 pub use activation::{relu_backward, relu_forward, sigmoid_forward, softmax_forward};
 pub use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
-pub use linear::{linear_backward_input, linear_backward_weight, linear_forward};
+pub use linear::{linear_backward_input, linear_backward_update, linear_backward_weight, linear_forward};
 pub use pool::{max_pool2d_backward, max_pool2d_backward_winners, max_pool2d_forward, max_pool2d_forward_winners};
 pub use sgd::{axpy, sgd_momentum_update};
 

@@ -13,4 +13,6 @@ pub(crate) mod avx2;
 pub(crate) mod avx512;
 
 #[cfg(feature = "ch7")]
+pub(crate) mod linear_update;
+#[cfg(feature = "ch7")]
 pub(crate) mod pool_winners;
