@@ -291,8 +291,9 @@ pub fn report_ops() -> Vec<Op> {
                 let backward =
                     if layer.grad_input { OpKind::LinearBackward(s) } else { OpKind::LinearBackwardWeight(s) };
                 ops.push(op("backward", backward));
-                // From chapter 7: the backward pass with the update fused, beside it.
-                if layer.grad_input && Kernels::scalar().updates_in_backward() {
+                // From chapter 7, for a layer whose weights do not fit an L2 (fc1): the backward
+                // pass with the update fused, beside it.
+                if layer.grad_input && s.weight_len() * 4 > 4 << 20 && Kernels::scalar().updates_in_backward() {
                     ops.push(op("backward_update", OpKind::LinearBackwardUpdate(s)));
                 }
             }
