@@ -217,18 +217,23 @@ impl Int8Layer {
         self.output
     }
 
+    // The four views below are read by the VNNI kernels, which exist only on x86-64.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn packed(&self) -> &[i8] {
         &self.packed
     }
 
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn blocks(&self) -> &[(usize, usize, usize)] {
         &self.blocks
     }
 
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn scale(&self) -> &[f32] {
         &self.scale
     }
 
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn bias(&self) -> &[f32] {
         &self.bias
     }

@@ -4,7 +4,9 @@
 //! `bench::memory` times it on buffers sized to fit each cache level and reports how many
 //! bytes per second arrive from each.
 
-use super::{Isa, Kernels};
+use super::Kernels;
+#[cfg(target_arch = "x86_64")]
+use super::Isa;
 
 // ANCHOR: read_sum
 /// The sum of one vector every `stride` vectors of `data` (a vector is `k.isa().lanes()`
@@ -50,6 +52,7 @@ fn scalar_read_sum(data: &[f32], stride: usize) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::Isa;
 
     /// Every instruction set adds exactly the floats it claims to read, no more, no fewer: the
     /// floats are small integers (every sum is exact in f32), and the expected sum is worked
