@@ -100,6 +100,10 @@ struct Args {
     /// kernel and the four steps of the SSE kernel (`--only` filters these names)
     #[arg(long)]
     staircase: bool,
+    /// Chapter 7: fc1's AVX-512 forward pass with tiles of ROWS rows (12, 11, 8, 7 or 4) instead
+    /// of the fastest of its first call
+    #[arg(long, value_name = "ROWS")]
+    fc1_rows: Option<usize>,
 }
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    memory::ask_fc1_rows(args.fc1_rows)?;
     if args.staircase {
         return run_staircase(args);
     }

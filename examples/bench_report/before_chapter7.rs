@@ -13,3 +13,11 @@ pub fn memory_and_roofline(
 ) -> Result<(String, Charts), String> {
     Ok((String::new(), Vec::new()))
 }
+
+/// `--fc1-rows` chooses among chapter 7's tiles, which this build does not have.
+pub fn ask_fc1_rows(rows: Option<usize>) -> Result<(), String> {
+    match rows {
+        None => Ok(()),
+        Some(_) => Err("--fc1-rows needs chapter 7's tiles: build with the feature ch7".to_string()),
+    }
+}

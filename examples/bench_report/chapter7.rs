@@ -6,7 +6,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use simd_cnn::bench::memory::{MOUNTAIN_STRIDES, Memory, measure_memory};
 use simd_cnn::bench::roofline::{annotate, roofline_markdown};
 use simd_cnn::bench::{Op, Report, TimingSettings, fmt_rate, isa_label};
+use simd_cnn::kernels::forward_tile::{ask_forward_tile_rows, forward_tile};
 use simd_cnn::kernels::{Isa, Kernels};
+use std::fmt::Write;
 
 /// Okabe and Ito's palette, as in the other charts of the book.
 const LEVEL_COLORS: [RGBColor; 4] =
@@ -28,10 +30,38 @@ pub fn memory_and_roofline(
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let memory = measure_memory(k, threads, settings, &mut progress);
     annotate(report, ops, &memory);
-    let markdown = roofline_markdown(report, &memory);
+    let markdown = roofline_markdown(report, &memory) + &fc1_tile(report);
     let charts =
         vec![("memory-mountain.svg", mountain_svg(&memory)?), ("roofline.svg", roofline_svg(report, &memory)?)];
     Ok((markdown, charts))
+}
+
+/// `--fc1-rows`: fc1's AVX-512 forward tile fixed instead of timed.
+pub fn ask_fc1_rows(rows: Option<usize>) -> Result<(), String> {
+    rows.map_or(Ok(()), |rows| ask_forward_tile_rows(rows).map_err(|e| e.to_string()))
+}
+
+/// fc1's forward tile, if an AVX-512 pass chose one: the report's `"memory"` object gains
+/// `"fc1_forward_tile": {"rows", "timings": [{"rows", "seconds"}]}`, and the markdown a line.
+fn fc1_tile(report: &mut Report) -> String {
+    let Some(tile) = forward_tile() else { return String::new() };
+    let timings: Vec<_> =
+        tile.timings.iter().map(|&(rows, seconds)| serde_json::json!({"rows": rows, "seconds": seconds})).collect();
+    if let Some(serde_json::Value::Object(memory)) = report.memory.as_mut() {
+        memory.insert("fc1_forward_tile".into(), serde_json::json!({"rows": tile.rows, "timings": timings}));
+    }
+    let mut md = format!("\nfc1's AVX-512 forward pass used tiles of {} rows", tile.rows);
+    match tile.timings.as_slice() {
+        [] => md.push_str(", as asked (`--fc1-rows`).\n"),
+        timings => {
+            md.push_str(", the fastest of its first call (");
+            for (i, (rows, seconds)) in timings.iter().enumerate() {
+                let _ = write!(md, "{}{rows} rows {:.2} ms", if i == 0 { "" } else { ", " }, seconds * 1e3);
+            }
+            md.push_str(").\n");
+        }
+    }
+    md
 }
 
 // ANCHOR: mountain_svg

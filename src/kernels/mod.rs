@@ -24,6 +24,8 @@ pub mod peak;
 
 #[cfg(feature = "ch7")]
 pub mod cache;
+#[cfg(feature = "ch7")]
+pub mod forward_tile;
 #[cfg(feature = "ch11")]
 pub mod int8;
 #[cfg(feature = "ch11")]

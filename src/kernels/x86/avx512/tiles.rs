@@ -1,19 +1,28 @@
-//! Chapter 7: fc1's tile from the shape of this CPU's L1, instead of from this book's machine.
+//! Chapter 7: fc1's tile from the shape of this CPU's L1 and from timing, instead of from this
+//! book's machine.
 //!
 //! Chapter 6 sized the forward pass's tile at 12 rows for a 12-way L1: the rows of fc1 are
 //! 128 KB apart, so the twelve lines a chunk reads, one per row, share one L1 set, and twelve is
 //! how many lines a set of a 12-way cache holds. A Zen 4 or a Skylake has 8 ways, and twelve
 //! rows evict each other there. The rule below reads the ways with `cpuid` and keeps one way
-//! free for the other lines a chunk touches (the stack slots of the transposed input).
+//! free for the other lines a chunk touches (the stack slots of the transposed input). The rule
+//! is a bound, not a choice: for weights that stream from beyond the L2, the first call times
+//! every tile within the bound and keeps the fastest (`kernels::forward_tile`).
 
 use super::Avx512;
 use crate::kernels::cache::data_cache;
+use crate::kernels::forward_tile::{ForwardTile, TILE_ROWS, chosen_or};
 use crate::kernels::{LinearShape, generic};
 use std::sync::OnceLock;
+use std::time::Instant;
 
 /// The most rows the AVX-512 tile can hold in registers: 12 accumulators and 16 vectors of the
 /// transposed input, 28 of the 32 `zmm` registers.
 const REGISTER_ROWS: usize = 12;
+
+/// Times each candidate tile is run when the tile is chosen; the fastest of the runs counts,
+/// and the first round also brings the inputs into the caches.
+const TIMING_ROUNDS: usize = 3;
 
 // ANCHOR: rows_for_l1
 /// Rows per tile of the forward pass for an L1 of `ways` ways: one line per row in one set,
@@ -29,18 +38,54 @@ fn rows() -> usize {
 }
 // ANCHOR_END: rows_for_l1
 
+/// Whether a layer's weights are larger than this CPU's L2 (1 MB if it does not say), so that
+/// every forward pass streams them from the L3 or memory.
+fn streams(shape: &LinearShape) -> bool {
+    static L2_BYTES: OnceLock<usize> = OnceLock::new();
+    let l2 = *L2_BYTES.get_or_init(|| data_cache(2).map_or(1 << 20, |l2| l2.bytes));
+    shape.in_features.saturating_mul(shape.out_features).saturating_mul(size_of::<f32>()) > l2
+}
+
 // ANCHOR: linear_forward
-/// Chapter 6's `linear_forward`, with the rows of the batch-16 tile from [`rows`]. The sums
-/// are the same, feature by feature in the same order, whatever the rows: only the speed
-/// changes.
+/// Chapter 6's `linear_forward`, with the rows of the batch-16 tile from the timed choice for
+/// weights larger than the L2, and from [`rows`] for the others. The sums are the same,
+/// feature by feature in the same order, whatever the rows: only the speed changes.
 #[target_feature(enable = "avx512f")]
 pub(crate) fn linear_forward(shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
-    let s = Avx512::new();
     if shape.batch > 16 {
-        return generic::linear_forward::<_, 8, 2, 4>(s, shape, x, weight, bias, y);
+        return generic::linear_forward::<_, 8, 2, 4>(Avx512::new(), shape, x, weight, bias, y);
     }
-    match rows() {
-        // Chapter 6's tile: a 13-way or wider L1.
+    let rows = match streams(shape) {
+        // The closure has this function's target features, so it may call `time_tiles`.
+        true => chosen_or(|| time_tiles(shape, x, weight, bias, y)).rows,
+        false => rows(),
+    };
+    forward_rows(rows, shape, x, weight, bias, y)
+}
+
+/// Runs each tile [`rows`] allows on the caller's inputs, [`TIMING_ROUNDS`] times in turn, and
+/// keeps the fastest. Each run writes the same `y`.
+#[target_feature(enable = "avx512f")]
+fn time_tiles(shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) -> ForwardTile {
+    let mut timings: Vec<(usize, f64)> =
+        TILE_ROWS.into_iter().filter(|&r| r <= rows()).map(|r| (r, f64::INFINITY)).collect();
+    for _ in 0..TIMING_ROUNDS {
+        for (rows, fastest) in &mut timings {
+            let start = Instant::now();
+            forward_rows(*rows, shape, x, weight, bias, y);
+            *fastest = fastest.min(start.elapsed().as_secs_f64());
+        }
+    }
+    timings.sort_by(|a, b| a.1.total_cmp(&b.1));
+    ForwardTile { rows: timings[0].0, timings }
+}
+
+/// The batch-16 forward pass with tiles of `rows` rows (one of [`TILE_ROWS`]).
+#[target_feature(enable = "avx512f")]
+fn forward_rows(rows: usize, shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
+    let s = Avx512::new();
+    match rows {
+        // Chapter 6's tile.
         12.. => super::linear::linear_forward(shape, x, weight, bias, y),
         11 => generic::linear_forward::<_, 11, 1, 16>(s, shape, x, weight, bias, y),
         8..=10 => generic::linear_forward::<_, 8, 1, 16>(s, shape, x, weight, bias, y),
@@ -53,48 +98,78 @@ pub(crate) fn linear_forward(shape: &LinearShape, x: &[f32], weight: &[f32], bia
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::forward_tile::forward_tile;
     use crate::kernels::{Isa, scalar};
 
-    /// The batch-16 tile with `OB` rows.
-    #[target_feature(enable = "avx512f")]
-    fn forward_rows<const OB: usize>(shape: &LinearShape, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
-        generic::linear_forward::<_, OB, 1, 16>(Avx512::new(), shape, x, w, b, y)
+    fn value(i: usize, seed: usize) -> f32 {
+        ((i * 7919 + seed * 104_729) % 201) as f32 / 100.0 - 1.0
     }
 
-    /// Every tile the rule can choose, not only this CPU's, computes what the scalar kernel
-    /// does, on awkward shapes (row counts that leave single rows, batches below 16).
+    /// `x`, `weight` and `bias` of `shape`, from `seed`.
+    fn inputs(shape: &LinearShape, seed: usize) -> [Vec<f32>; 3] {
+        let LinearShape { batch, in_features: d, out_features: m } = *shape;
+        [1, 2, 3].map(|part| (0..[batch * d, m * d, m][part - 1]).map(|i| value(i, seed + part)).collect())
+    }
+
+    /// Every tile the choice can take, not only this CPU's, computes what the scalar kernel
+    /// does on awkward shapes (row counts that leave single rows, batches below 16), and all of
+    /// them compute the same bits, which is what lets the timing choose freely.
     #[test]
-    fn every_row_count_matches_scalar() {
+    fn every_tile_matches_scalar_and_the_others_bit_for_bit() {
         if !Isa::Avx512.is_available() {
             println!("skipping: no AVX-512 here");
             return;
         }
-        type Forward = fn(&LinearShape, &[f32], &[f32], &[f32], &mut [f32]);
-        let tiles: [(usize, Forward); 4] = [
-            // SAFETY: AVX-512 was checked above.
-            (4, |s, x, w, b, y| unsafe { forward_rows::<4>(s, x, w, b, y) }),
-            // SAFETY: as above.
-            (7, |s, x, w, b, y| unsafe { forward_rows::<7>(s, x, w, b, y) }),
-            // SAFETY: as above.
-            (8, |s, x, w, b, y| unsafe { forward_rows::<8>(s, x, w, b, y) }),
-            // SAFETY: as above.
-            (11, |s, x, w, b, y| unsafe { forward_rows::<11>(s, x, w, b, y) }),
-        ];
-        let value = |i: usize, seed: usize| ((i * 7919 + seed * 104_729) % 201) as f32 / 100.0 - 1.0;
         for (batch, d, m) in [(1, 1, 4), (3, 17, 5), (16, 33, 13), (16, 70, 23), (5, 2049, 12), (16, 40, 128)] {
             let shape = LinearShape { batch, in_features: d, out_features: m };
-            let x: Vec<f32> = (0..batch * d).map(|i| value(i, 1)).collect();
-            let w: Vec<f32> = (0..m * d).map(|i| value(i, 2)).collect();
-            let b: Vec<f32> = (0..m).map(|i| value(i, 3)).collect();
+            let [x, w, b] = inputs(&shape, batch + d);
             let mut want = vec![0.0; batch * m];
             scalar::linear_forward(&shape, &x, &w, &b, &mut want);
-            for (rows, forward) in tiles {
+            let mut first: Option<Vec<f32>> = None;
+            for rows in TILE_ROWS {
                 let mut got = vec![f32::NAN; batch * m];
-                forward(&shape, &x, &w, &b, &mut got);
+                // SAFETY: AVX-512 was checked above.
+                unsafe { forward_rows(rows, &shape, &x, &w, &b, &mut got) };
                 for (i, (g, e)) in got.iter().zip(&want).enumerate() {
                     assert!((g - e).abs() <= 1e-4 * (1.0 + e.abs()), "{rows} rows, {shape:?}: y[{i}] = {g}, want {e}");
                 }
+                let first = first.get_or_insert_with(|| got.clone());
+                assert!(
+                    got.iter().zip(first.iter()).all(|(g, f)| g.to_bits() == f.to_bits()),
+                    "{rows} rows, {shape:?}: not the bits of {} rows",
+                    TILE_ROWS[0]
+                );
             }
+        }
+    }
+
+    /// A layer whose weights do not fit the L2 gets a tile chosen among those the L1 allows,
+    /// with a time for each, and computes chapter 6's bits with it.
+    #[test]
+    fn a_streaming_layer_gets_a_timed_tile_within_the_rule() {
+        if !Isa::Avx512.is_available() {
+            println!("skipping: no AVX-512 here");
+            return;
+        }
+        let l2 = data_cache(2).map_or(1 << 20, |l2| l2.bytes);
+        let shape = LinearShape { batch: 16, in_features: l2 / (4 * 64) + 1, out_features: 64 };
+        assert!(streams(&shape));
+        let [x, w, b] = inputs(&shape, 7);
+        let (mut got, mut want) = (vec![f32::NAN; 16 * 64], vec![f32::NAN; 16 * 64]);
+        // SAFETY: AVX-512 was checked above.
+        unsafe {
+            linear_forward(&shape, &x, &w, &b, &mut got);
+            super::super::linear::linear_forward(&shape, &x, &w, &b, &mut want);
+        }
+        assert!(got.iter().zip(&want).all(|(g, e)| g.to_bits() == e.to_bits()));
+        let tile = forward_tile().expect("the first streaming call chooses the tile");
+        assert!(TILE_ROWS.contains(&tile.rows) && tile.rows <= rows(), "{tile:?}");
+        // Another test of this process may have asked for the rows before: then nothing was timed.
+        if !tile.timings.is_empty() {
+            let candidates = TILE_ROWS.into_iter().filter(|&r| r <= rows()).count();
+            assert_eq!(tile.timings.len(), candidates, "{tile:?}");
+            assert_eq!(tile.timings[0].0, tile.rows, "{tile:?}");
+            assert!(tile.timings.windows(2).all(|t| t[0].1 <= t[1].1 && t[0].1 > 0.0), "{tile:?}");
         }
     }
 
