@@ -4,9 +4,9 @@
 //! `bench::memory` times it on buffers sized to fit each cache level and reports how many
 //! bytes per second arrive from each.
 
-use super::Kernels;
 #[cfg(target_arch = "x86_64")]
 use super::Isa;
+use super::Kernels;
 
 // ANCHOR: read_sum
 /// The sum of one vector every `stride` vectors of `data` (a vector is `k.isa().lanes()`

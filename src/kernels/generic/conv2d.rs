@@ -18,6 +18,12 @@
 //! so their tiles need no test; the first and the last pixel go through one-pixel tiles that
 //! skip the column outside the image. Rows outside the image skip a whole kernel row.
 
+// Chapter 7 keeps the turned weights of each layer for the whole step instead of making them
+// in every call.
+#[cfg(not(feature = "ch7"))]
+use self::pack_weights_transposed as transposed_weights;
+#[cfg(feature = "ch7")]
+use super::packed_once::transposed_weights;
 use crate::kernels::Conv2dShape;
 use crate::kernels::simd::SimdF32;
 use crate::tensor::AlignedVec;
@@ -38,7 +44,7 @@ fn pack_weights(weight: &[f32], c_in: usize, c_out: usize, c_out_p: usize) -> Al
 /// The weights backward-input convolves with: `w'[ky, kx, co, ci] = w[2-ky, 2-kx, ci, co]`,
 /// the kernel turned by 180 degrees with input and output channels exchanged, and `ci` padded
 /// to `c_in_p`.
-fn pack_weights_transposed(weight: &[f32], c_in: usize, c_out: usize, c_in_p: usize) -> AlignedVec {
+pub(super) fn pack_weights_transposed(weight: &[f32], c_in: usize, c_out: usize, c_in_p: usize) -> AlignedVec {
     let mut packed = AlignedVec::zeros(9 * c_out * c_in_p);
     for ky in 0..3 {
         for kx in 0..3 {
@@ -100,11 +106,11 @@ pub(crate) fn conv2d_backward_input<S: SimdF32, const PIX: usize, const COV: usi
 ) {
     shape.check_backward_input(grad_output, weight, grad_input);
     let c_in_p = shape.c_in.next_multiple_of(S::LANES);
-    let packed = pack_weights_transposed(weight, shape.c_in, shape.c_out, c_in_p);
+    let packed = transposed_weights(weight, shape.c_in, shape.c_out, c_in_p);
     let zero_bias = AlignedVec::zeros(c_in_p);
     // The output gradient is the input of this convolution and the input gradient its output.
     let transposed = Conv2dShape { c_in: shape.c_out, c_out: shape.c_in, ..*shape };
-    conv3x3::<S, Intrinsics, PIX, COV>(s, &transposed, grad_output, &packed, &zero_bias, grad_input, false);
+    conv3x3::<S, Intrinsics, PIX, COV>(s, &transposed, grad_output, &packed[..], &zero_bias, grad_input, false);
 }
 // ANCHOR_END: conv2d_backward_input
 

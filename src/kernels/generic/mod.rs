@@ -23,6 +23,8 @@ mod linear;
 mod linear_update;
 #[cfg(feature = "ch7")]
 mod memory;
+#[cfg(feature = "ch7")]
+pub(crate) mod packed_once;
 mod pool;
 #[cfg(feature = "ch7")]
 mod pool_winners;

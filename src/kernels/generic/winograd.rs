@@ -23,6 +23,7 @@
 //! degrees and its channel axes exchanged; only the filter transform reads the weights
 //! differently.
 
+use super::packed_once::{PackCache, packed_once};
 use crate::kernels::Conv2dShape;
 use crate::kernels::simd::SimdF32;
 use crate::tensor::AlignedVec;
@@ -182,48 +183,27 @@ fn transform_filters<T: WinogradTile>(weight: &[f32], shape: &Conv2dShape, c_out
 // ANCHOR_END: filter_transform
 
 // ANCHOR: filter_cache
-/// Transformed filters, and the weights they were transformed from.
-struct Transformed {
-    a: usize,
-    how: Filters,
-    c_in: usize,
-    c_out: usize,
-    c_out_p: usize,
-    weight: Vec<f32>,
-    u: Rc<AlignedVec>,
-}
-
 /// Filters transformed per thread: a layer's weights are the same for every image of a step,
 /// and chapter 7's fused passes call a convolution once per image.
 const CACHED_FILTERS: usize = 8;
 
+/// What a transform depends on besides the weights: the tile, the direction, the shape and
+/// the padding.
+type FilterKey = (usize, Filters, usize, usize, usize);
+
 thread_local! {
-    static TRANSFORMED: std::cell::RefCell<Vec<Transformed>> = const { std::cell::RefCell::new(Vec::new()) };
+    static TRANSFORMED: PackCache<FilterKey> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The transformed filters of `weight`, transformed only if this thread has not transformed
 /// these very weights (compared bit for bit, not by address: SGD changes weights in place) for
-/// this shape and direction. The comparison reads each weight once; the transform does 18
-/// multiply-adds in f64 per weight (F(4x4, 3x3): 162 per 3x3 filter) and writes four floats.
+/// this shape and direction, with chapter 7's [`packed_once`]. The comparison reads each weight
+/// once; the transform does 18 multiply-adds in f64 per weight (F(4x4, 3x3): 162 per 3x3
+/// filter) and writes four floats.
 fn transformed<T: WinogradTile>(weight: &[f32], shape: &Conv2dShape, c_out_p: usize, how: Filters) -> Rc<AlignedVec> {
-    TRANSFORMED.with_borrow_mut(|cache| {
-        let key = (T::A, how, shape.c_in, shape.c_out, c_out_p);
-        let same = |t: &Transformed| {
-            (t.a, t.how, t.c_in, t.c_out, t.c_out_p) == key
-                && t.weight.len() == weight.len()
-                && t.weight.iter().zip(weight).all(|(a, b)| a.to_bits() == b.to_bits())
-        };
-        let found = cache.iter().find(|t| same(t));
-        if let Some(t) = found {
-            return Rc::clone(&t.u);
-        }
-        if cache.len() >= CACHED_FILTERS {
-            cache.remove(0); // the oldest
-        }
-        let u = Rc::new(transform_filters::<T>(weight, shape, c_out_p, how));
-        let (c_in, c_out) = (shape.c_in, shape.c_out);
-        cache.push(Transformed { a: T::A, how, c_in, c_out, c_out_p, weight: weight.to_vec(), u: Rc::clone(&u) });
-        u
+    let key = (T::A, how, shape.c_in, shape.c_out, c_out_p);
+    TRANSFORMED.with(|cache| {
+        packed_once(cache, CACHED_FILTERS, key, weight, || transform_filters::<T>(weight, shape, c_out_p, how))
     })
 }
 // ANCHOR_END: filter_cache
