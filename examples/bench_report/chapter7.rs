@@ -38,7 +38,11 @@ pub fn memory_and_roofline(
 
 /// `--fc1-rows`: fc1's AVX-512 forward tile fixed instead of timed.
 pub fn ask_fc1_rows(rows: Option<usize>) -> Result<(), String> {
-    rows.map_or(Ok(()), |rows| ask_forward_tile_rows(rows).map_err(|e| e.to_string()))
+    let Some(rows) = rows else { return Ok(()) };
+    if let Err(e) = Isa::Avx512.check() {
+        return Err(format!("--fc1-rows chooses the tile of fc1's AVX-512 forward pass, which cannot run here: {e}"));
+    }
+    ask_forward_tile_rows(rows).map_err(|e| e.to_string())
 }
 
 /// fc1's forward tile, if an AVX-512 pass chose one: the report's `"memory"` object gains
@@ -50,7 +54,7 @@ fn fc1_tile(report: &mut Report) -> String {
     if let Some(serde_json::Value::Object(memory)) = report.memory.as_mut() {
         memory.insert("fc1_forward_tile".into(), serde_json::json!({"rows": tile.rows, "timings": timings}));
     }
-    let mut md = format!("\nfc1's AVX-512 forward pass used tiles of {} rows", tile.rows);
+    let mut md = format!("\nfc1's AVX-512 forward tile: {} rows", tile.rows);
     match tile.timings.as_slice() {
         [] => md.push_str(", as asked (`--fc1-rows`).\n"),
         timings => {

@@ -4,10 +4,12 @@
 //! The L1's ways bound the rows of the batch-16 tile from above (one line per row in one set,
 //! `rows_for_l1`), but they do not pick the fastest: on a Xeon with a 12-way L1 the rule's 11
 //! rows were the slowest tile and 4 the fastest. So the first call of the AVX-512 forward pass
-//! whose weights do not fit the L2 (fc1's 16.8 MB, or a thread's share of them) runs each tile
-//! the rule allows on its own inputs, keeps the fastest, and every later call of that size uses
-//! it. Every tile sums each output's products in feature order, so the choice changes the speed
-//! and never a bit of the result: training stays reproducible on any machine.
+//! at batch 16 or less whose rows are a page or more apart (fc1's are 128 KB apart, on any
+//! number of threads) runs each tile the rule allows on its own inputs, on its own thread while
+//! any other thread waits, and keeps the fastest; every later call with rows that far apart
+//! uses it, whatever its shape (the cat/dog network has one such layer). Every tile sums each
+//! output's products in feature order, so the choice changes the speed and never a bit of the
+//! result: training stays reproducible on any machine.
 //!
 //! [`forward_tile`] says what was chosen and how long each candidate took (the report prints
 //! it); [`ask_forward_tile_rows`] fixes the rows before the first call instead (the report's
@@ -20,7 +22,8 @@ use std::sync::OnceLock;
 /// 12- and 8-way L1s, 8, and AVX2's 4.
 pub const TILE_ROWS: [usize; 5] = [12, 11, 8, 7, 4];
 
-/// The tile the forward pass uses for weights larger than the L2, and how it was chosen.
+/// The tile the forward pass uses for weights whose rows are a page or more apart, and how it
+/// was chosen.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ForwardTile {
     /// Rows of the weight matrix per tile, one of [`TILE_ROWS`].
@@ -33,8 +36,9 @@ pub struct ForwardTile {
 
 static CHOICE: OnceLock<ForwardTile> = OnceLock::new();
 
-/// The tile chosen so far: `None` until the first forward pass of AVX-512 with weights larger
-/// than the L2 has run (or on a CPU or build without chapter 7's AVX-512 table).
+/// The tile asked for with [`ask_forward_tile_rows`], or else the one the first AVX-512 forward
+/// pass with rows a page apart chose; `None` before either (and always on a CPU or build
+/// without chapter 7's AVX-512 table, unless asked).
 pub fn forward_tile() -> Option<&'static ForwardTile> {
     CHOICE.get()
 }
@@ -48,7 +52,7 @@ pub enum TileRowsError {
     AlreadyChosen(usize),
 }
 
-/// Makes every later forward pass with weights larger than the L2 use tiles of `rows` rows,
+/// Makes every later AVX-512 forward pass with rows a page apart use tiles of `rows` rows,
 /// without timing the others. Must be called before the first such pass.
 pub fn ask_forward_tile_rows(rows: usize) -> Result<(), TileRowsError> {
     if !TILE_ROWS.contains(&rows) {

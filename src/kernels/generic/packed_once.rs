@@ -35,15 +35,16 @@ pub(crate) fn packed_once<K: PartialEq>(
     weight: &[f32],
     pack: impl FnOnce() -> AlignedVec,
 ) -> Rc<AlignedVec> {
-    let mut cache = cache.borrow_mut();
     let same = |p: &&Packed<K>| p.key == key && same_bits(&p.weight, weight);
-    if let Some(p) = cache.iter().find(same) {
+    if let Some(p) = cache.borrow().iter().find(same) {
         return Rc::clone(&p.packed);
     }
+    // Packed with the cache free, so that a packing may itself use the cache.
+    let packed = Rc::new(pack());
+    let mut cache = cache.borrow_mut();
     if cache.len() >= capacity {
         cache.remove(0); // the oldest
     }
-    let packed = Rc::new(pack());
     cache.push(Packed { key, weight: weight.to_vec(), packed: Rc::clone(&packed) });
     packed
 }
