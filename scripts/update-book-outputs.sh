@@ -136,6 +136,8 @@ record ch6-train-mnist drop_cargo_progress cargo run --release --example train_m
 # Chapter 7 (its tables and charts come from the benchmark report: scripts/update-bench-report.sh)
 record ch7-test "drop_cargo_progress | keep_test_targets ch7_memory ch7_fusion" \
     env SIMD_CNN_REQUIRE_ISA=avx512 cargo ch7 --test ch7_memory --test ch7_fusion
+record ch7-fc1-tile "grep -E \"^fc1's AVX-512 forward tile\" || true" \
+    cargo run --release --example bench_report -- --only fc1_forward --json-out target/fc1-tile.json
 
 # Chapter 8
 record ch8-test "drop_cargo_progress | keep_test_targets ch8_threads" cargo ch8 --test ch8_threads
