@@ -115,6 +115,19 @@ pub(crate) fn conv2d_backward_input<S: SimdF32, const PIX: usize, const COV: usi
 // ANCHOR_END: conv2d_backward_input
 
 // ANCHOR: conv3x3
+/// How many of a row's interior pixels (all but the first and the last) [`conv3x3`] computes
+/// twice with tiles of `pix` pixels: its last tile ends at the row's end and overlaps the one
+/// before it. A row with fewer interior pixels than a tile goes one pixel at a time and
+/// recomputes none, but counts here as the worst case, so that a tile too wide for the row is
+/// never the one chosen.
+pub(crate) fn recomputed_pixels(w: usize, pix: usize) -> usize {
+    let interior = w.saturating_sub(2);
+    match interior >= pix {
+        true => interior.div_ceil(pix) * pix - interior,
+        false => usize::MAX,
+    }
+}
+
 /// The engine of both: `output = conv(input, packed) + bias_p`, with `packed` `[3, 3, c_in,
 /// c_out_p]` and `bias_p` `[c_out_p]`.
 ///

@@ -35,7 +35,7 @@ pub(crate) mod winograd;
 pub(crate) use activation::{relu_backward, relu_forward};
 #[cfg(feature = "ch11")]
 pub(crate) use conv2d::{ChannelLoop, Intrinsics, conv2d_forward_with};
-pub(crate) use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
+pub(crate) use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward, recomputed_pixels};
 #[cfg(feature = "ch11")]
 pub(crate) use exp::{SimdMath, exp_forward, sigmoid_forward, softmax_forward};
 pub(crate) use linear::{linear_backward_input, linear_backward_weight, linear_forward};
