@@ -48,7 +48,6 @@ pub(crate) fn packed_once<K: PartialEq>(
     cache.push(Packed { key, weight: weight.to_vec(), packed: Rc::clone(&packed) });
     packed
 }
-// ANCHOR_END: packed_once
 
 /// Whether `a` and `b` hold the same floats, bit for bit (so -0.0 is not 0.0 and a NaN is
 /// itself). The differences are OR-ed over chunks of 64 with no exit inside a chunk, a loop
@@ -60,6 +59,7 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
             .zip(b.chunks(64))
             .all(|(a, b)| a.iter().zip(b).fold(0, |d, (x, y)| d | (x.to_bits() ^ y.to_bits())) == 0)
 }
+// ANCHOR_END: packed_once
 
 /// Turned weights kept per thread: one per convolution of the cat/dog network that has an
 /// input gradient (conv2, conv3), with room for a second network's.
