@@ -6,8 +6,9 @@
 //! how many lines a set of a 12-way cache holds. A Zen 4 or a Skylake has 8 ways, and twelve
 //! rows evict each other there. The rule below reads the ways with `cpuid` and keeps one way
 //! free for the other lines a chunk touches (the stack slots of the transposed input). The rule
-//! is a bound, not a choice: for weights that stream from beyond the L2, the first call times
-//! every tile within the bound and keeps the fastest (`kernels::forward_tile`).
+//! is a bound, not a choice: for weights whose rows are a page or more apart, each row a
+//! stream of its own, the first call times every tile within the bound and keeps the fastest
+//! (`kernels::forward_tile`).
 
 use super::Avx512;
 use crate::kernels::cache::data_cache;
@@ -47,8 +48,8 @@ fn streams(shape: &LinearShape) -> bool {
 
 // ANCHOR: linear_forward
 /// Chapter 6's `linear_forward`, with the rows of the batch-16 tile from the timed choice for
-/// weights whose rows are separate streams, and from [`rows`] for the others. The sums are the same,
-/// feature by feature in the same order, whatever the rows: only the speed changes.
+/// weights whose rows are separate streams, and from [`rows`] for the others. The sums are the
+/// same, feature by feature in the same order, whatever the rows: only the speed changes.
 #[target_feature(enable = "avx512f")]
 pub(crate) fn linear_forward(shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
     if shape.batch > 16 {
