@@ -2,7 +2,8 @@
 """Chapter 11's bf16 table, cut from the benchmark report's JSON.
 
 Reads book/src/output/bench-report.json (written by scripts/update-bench-report.sh), or the
-reports named on the command line, and writes book/src/output/bench-bf16.md: the bf16 peak
+reports named on the command line, and writes book/src/output/bench-bf16.md (or the file given
+with `--out FILE`, for a second machine's table): the bf16 peak
 against the AVX-512 FMA peak, each bf16 op beside its fp32 twin of the same run (seconds per
 call, GFLOP/s, share of the bf16 peak, speed-up) and the forward-only records in images per
 second. update-bench-report.sh calls it, so the chapter's table comes from the same measurement
@@ -23,7 +24,13 @@ def ms(seconds):
 
 
 def main():
-    sources = [Path(a) for a in sys.argv[1:]] or [OUT / "bench-report.json"]
+    args = sys.argv[1:]
+    out = OUT / "bench-bf16.md"
+    if "--out" in args:
+        i = args.index("--out")
+        out = Path(args[i + 1])
+        del args[i : i + 2]
+    sources = [Path(a) for a in args] or [OUT / "bench-report.json"]
     reports = [json.loads(s.read_text()) for s in sources]
     records = [r for rep in reports for r in rep["records"]]
     machine = reports[0]["machine"]
@@ -55,8 +62,8 @@ def main():
         body += ["", "| cat/dog, batch of 16, AVX-512 | images/s | per batch |", "| --- | ---: | ---: |"]
         for r in steps + inference:
             body.append(f"| {r['op']} | {rate(r['images_per_second'])} | {ms(r['seconds'])} |")
-    (OUT / "bench-bf16.md").write_text("\n".join(body) + "\n")
-    print(f"wrote {OUT / 'bench-bf16.md'}")
+    out.write_text("\n".join(body) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@
 #       a second machine's report, output/bench-report-xeon.{json,md}, from which only the tables
 #       of chapters 10 and 11 are cut (their Winograd, bf16, asm and llvm-mca tables name the
 #       machine they come from); chapters 4 to 7 and the charts keep the book's report.
+#   scripts/update-bench-report.sh --machine zen4
+#       a third machine's report, output/bench-report-zen4.{json,md}, and its bf16 table,
+#       output/bench-bf16-zen4.md, which chapter 11 sets beside the Xeon's; chapter 6's
+#       'your CPU' and chapter 7 quote its rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unset SIMD_CNN_MAX_ISA SIMD_CNN_REQUIRE_ISA
@@ -26,8 +30,14 @@ if [[ ${1:-} == --machine ]]; then
     charts=$(mktemp -d)
     ./target/release/examples/bench_report --json-out "$out.json" --markdown "$out.md" --svg-dir "$charts"
     rm -rf "$charts"
-    python3 scripts/bench-winograd.py "$out.md"
-    python3 scripts/bench-bf16.py "$out.json"
+    if [[ $name == xeon ]]; then
+        # The machine of chapters 10 and 11's main tables.
+        python3 scripts/bench-winograd.py "$out.md"
+        python3 scripts/bench-bf16.py "$out.json"
+    else
+        # Another machine's bf16 table, which chapter 11 sets beside the Xeon's.
+        python3 scripts/bench-bf16.py "$out.json" --out "book/src/output/bench-bf16-$name.md"
+    fi
     exit 0
 fi
 rm -rf book/src/charts/bench
