@@ -1,12 +1,12 @@
-//! Chapter 7: the tile of fc1's AVX-512 forward pass, bounded by the L1's shape and chosen by
-//! timing.
+//! Chapter 7: the tile of fc1's AVX-512 forward pass, chosen by timing.
 //!
-//! The L1's ways bound the rows of the batch-16 tile from above (one line per row in one set,
-//! `rows_for_l1`), but they do not pick the fastest: on a Xeon with a 12-way L1 the rule's 11
-//! rows were the slowest tile and 4 the fastest. So the first call of the AVX-512 forward pass
+//! The L1's ways suggest a bound on the rows of the batch-16 tile (one line per row in one set,
+//! `rows_for_l1`), but they do not pick the fastest: on two Xeons with a 12-way L1 the rule's
+//! 11 rows were the slowest tile and 4 the fastest, and on a Zen 4 with an 8-way L1 the 8-row
+//! tile, one above the rule's 7, was the fastest. So the first call of the AVX-512 forward pass
 //! at batch 16 or less whose rows are a page or more apart (fc1's are 128 KB apart, on any
-//! number of threads) runs each tile the rule allows on its own inputs, on its own thread while
-//! any other thread waits, and keeps the fastest; every later call with rows that far apart
+//! number of threads) runs every tile on its own inputs, on its own thread while any other
+//! thread waits, and keeps the fastest; every later call with rows that far apart
 //! uses it, whatever its shape (the cat/dog network has one such layer). Every tile sums each
 //! output's products in feature order, so the choice changes the speed and never a bit of the
 //! result: training stays reproducible on any machine.
@@ -18,8 +18,8 @@
 use std::sync::OnceLock;
 
 // ANCHOR: tile_rows
-/// The rows per tile the forward pass has a kernel for: chapter 6's 12, the rule's 11 and 7 for
-/// 12- and 8-way L1s, 8, and AVX2's 4.
+/// The rows per tile the forward pass has a kernel for, the candidates of the timing: chapter
+/// 6's 12, the L1 rule's 11 and 7 for 12- and 8-way L1s, 8, and AVX2's 4.
 pub const TILE_ROWS: [usize; 5] = [12, 11, 8, 7, 4];
 
 /// The tile the forward pass uses for weights whose rows are a page or more apart, and how it
