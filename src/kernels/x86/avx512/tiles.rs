@@ -54,9 +54,10 @@ fn streams(shape: &LinearShape) -> bool {
 #[target_feature(enable = "avx512f")]
 pub(crate) fn linear_forward(shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
     if shape.batch > 16 {
-        // Chapter 6's 8 x 2 tile with chunks of 8 features instead of 4: on a Zen 4 (family 25,
-        // model 17) the MNIST layers at batch 32 took 2-8 % less time than with chunks of 4,
-        // which ran 7-17 % behind AVX2's tile.
+        // Chapter 6's 8 x 2 tile with chunks of 8 features instead of 4, which LLVM compiles
+        // to 64 FMAs that move 16 vectors through the stack (chunks of 8: 128 FMAs, none). On
+        // a Zen 4 (family 25, model 17) the MNIST layers at batch 32 ran 2-8 % ahead of AVX2's
+        // tile with it, 7-17 % behind with chunks of 4.
         return generic::linear_forward::<_, 8, 2, 8>(Avx512::new(), shape, x, weight, bias, y);
     }
     let rows = match streams(shape) {
@@ -88,9 +89,10 @@ fn time_tiles(shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &
 /// The batch-16 forward pass with tiles of `rows` rows (one of [`TILE_ROWS`]).
 ///
 /// The tiles of 7 to 11 rows take the features 8 at a time, not 16 as chapter 6's tile does:
-/// LLVM unrolls a chunk of 8 and keeps its 8 vectors of `xt` in registers, where it reloads a
-/// chunk of 16 from the stack. On a Zen 4 (family 25, model 17) that made the 7-row tile 15-20 %
-/// faster, and the 8-row one 10 %; the 4-row tile ran as fast either way and keeps 16.
+/// LLVM unrolls a chunk of 8 and keeps its 8 vectors of `xt` in registers, where chapter 6's
+/// 12-row tile reloads each vector of its chunk of 16 from the stack. On a Zen 4 (family 25,
+/// model 17) that made the 7-row tile 15-20 % faster, and the 8-row one 10 %; the 4-row tile,
+/// whose chunk of 16 stays in registers, ran as fast either way and keeps 16.
 #[target_feature(enable = "avx512f")]
 fn forward_rows(rows: usize, shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
     let s = Avx512::new();
