@@ -5,7 +5,7 @@
 //! 128 KB apart, so the twelve lines a chunk reads, one per row, share one L1 set, and twelve is
 //! how many lines a set of a 12-way cache holds. A Zen 4 or a Skylake has 8 ways, and twelve
 //! rows evict each other there. The rule below reads the ways with `cpuid` and keeps one way
-//! free for the other lines a chunk touches (the stack slots of the transposed input). The rule
+//! free as a margin for other lines (chapter 6's chunk kept the transposed input on the stack). The rule
 //! does not choose well where it matters: for weights whose rows are a page or more apart, each
 //! row a stream of its own, the fastest tile was below it on two Xeons and above it on a Zen 4.
 //! So for those the first call times every tile and keeps the fastest
@@ -28,7 +28,8 @@ const TIMING_ROUNDS: usize = 3;
 
 // ANCHOR: rows_for_l1
 /// Rows per tile of the forward pass for an L1 of `ways` ways: one line per row in one set,
-/// and one way left for the stack, at most [`REGISTER_ROWS`], at least 4.
+/// and one way left as a margin (chapter 6's chunk of 16 features kept its inputs on the
+/// stack; the tiles of 7 to 11 rows no longer do), at most [`REGISTER_ROWS`], at least 4.
 pub(crate) fn rows_for_l1(ways: usize) -> usize {
     ways.saturating_sub(1).clamp(4, REGISTER_ROWS)
 }
@@ -54,10 +55,10 @@ fn streams(shape: &LinearShape) -> bool {
 #[target_feature(enable = "avx512f")]
 pub(crate) fn linear_forward(shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
     if shape.batch > 16 {
-        // Chapter 6's 8 x 2 tile with chunks of 8 features instead of 4, which LLVM compiles
-        // to 64 FMAs that move 16 vectors through the stack (chunks of 8: 128 FMAs, none). On
-        // a Zen 4 (family 25, model 17) the MNIST layers at batch 32 ran 2-8 % ahead of AVX2's
-        // tile with it, 7-17 % behind with chunks of 4.
+        // Chapter 6's 8 x 2 tile with chunks of 8 features instead of 4. Chapter 6's chunk of
+        // 4 compiles to blocks of 64 FMAs that move 16 vectors through the stack; a chunk of 8
+        // to blocks of 128 that move none. On a Zen 4 (family 25, model 17) the MNIST layers at
+        // batch 32 ran 2-8 % ahead of AVX2's tile with 8, 7-17 % behind with 4.
         return generic::linear_forward::<_, 8, 2, 8>(Avx512::new(), shape, x, weight, bias, y);
     }
     let rows = match streams(shape) {
@@ -91,7 +92,7 @@ fn time_tiles(shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &
 /// The tiles of 7 to 11 rows take the features 8 at a time, not 16 as chapter 6's tile does:
 /// LLVM unrolls a chunk of 8 and keeps its 8 vectors of `xt` in registers, where chapter 6's
 /// 12-row tile reloads each vector of its chunk of 16 from the stack. On a Zen 4 (family 25,
-/// model 17) that made the 7-row tile 15-20 % faster, and the 8-row one 10 %; the 4-row tile,
+/// model 17) that took 16-20 % off the 7-row tile's time, and 10 % off the 8-row one's; the 4-row tile,
 /// whose chunk of 16 stays in registers, ran as fast either way and keeps 16.
 #[target_feature(enable = "avx512f")]
 fn forward_rows(rows: usize, shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
@@ -178,10 +179,34 @@ mod tests {
         // Another test of this process may have asked for the rows before: then nothing was timed.
         if !tile.timings.is_empty() {
             let mut timed: Vec<usize> = tile.timings.iter().map(|t| t.0).collect();
-            timed.sort_unstable_by(|a, b| b.cmp(a));
-            assert_eq!(timed, TILE_ROWS, "{tile:?}");
+            let mut all = TILE_ROWS.to_vec();
+            timed.sort_unstable();
+            all.sort_unstable();
+            assert_eq!(timed, all, "{tile:?}");
             assert_eq!(tile.timings[0].0, tile.rows, "{tile:?}");
             assert!(tile.timings.windows(2).all(|t| t[0].1 <= t[1].1 && t[0].1 > 0.0), "{tile:?}");
+        }
+    }
+
+    /// Above 16 images the tile takes chunks of 8 features where chapter 6's takes 4: the same
+    /// sums in the same order, so the same bits, on shapes with leftover rows, vectors and
+    /// features.
+    #[test]
+    fn the_tile_for_larger_batches_computes_chapter_6s_bits() {
+        if !Isa::Avx512.is_available() {
+            println!("skipping: no AVX-512 here");
+            return;
+        }
+        for (batch, d, m) in [(17, 33, 13), (32, 70, 23), (40, 2049, 12), (64, 9, 130)] {
+            let shape = LinearShape { batch, in_features: d, out_features: m };
+            let [x, w, b] = inputs(&shape, batch * d);
+            let (mut got, mut want) = (vec![f32::NAN; batch * m], vec![f32::NAN; batch * m]);
+            // SAFETY: AVX-512 was checked above.
+            unsafe {
+                linear_forward(&shape, &x, &w, &b, &mut got);
+                super::super::linear::linear_forward(&shape, &x, &w, &b, &mut want);
+            }
+            assert!(got.iter().zip(&want).all(|(g, e)| g.to_bits() == e.to_bits()), "{shape:?}");
         }
     }
 
