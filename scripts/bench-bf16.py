@@ -28,6 +28,8 @@ def main():
     out = OUT / "bench-bf16.md"
     if "--out" in args:
         i = args.index("--out")
+        if i + 1 >= len(args):
+            sys.exit("bench-bf16.py: --out needs a file name")
         out = Path(args[i + 1])
         del args[i : i + 2]
     sources = [Path(a) for a in args] or [OUT / "bench-report.json"]
