@@ -2,7 +2,7 @@
 //! `kernels::generic::winograd` with the register tiles of this instruction set's direct
 //! convolution where the output has 4 vectors of channels or more, and AVX2's 6 x 2 tile where it
 //! has fewer (conv2's input gradient, 32 channels). The direct convolution's 12 x 2 tile took
-//! 1.10-1.17 times as long there as 6 x 2 on a Zen 4 (family 25, model 17), in three rounds of
+//! 1.08-1.17 times as long there as 6 x 2 on a Zen 4 (family 25, model 17), in three rounds of
 //! one process, which left the AVX-512 pass behind AVX2's on a CPU whose two peaks are equal.
 
 crate::kernels::generic::winograd::isa_tables!(super::Avx512, "avx512f", [6, 4], [6, 2]);
