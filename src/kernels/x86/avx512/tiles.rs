@@ -5,10 +5,10 @@
 //! 128 KB apart, so the twelve lines a chunk reads, one per row, share one L1 set, and twelve is
 //! how many lines a set of a 12-way cache holds. A Zen 4 or a Skylake has 8 ways, and twelve
 //! rows evict each other there. The rule below reads the ways with `cpuid` and keeps one way
-//! free as a margin for other lines (chapter 6's chunk kept the transposed input on the stack). The rule
-//! does not choose well where it matters: for weights whose rows are a page or more apart, each
-//! row a stream of its own, the fastest tile was below it on two Xeons and above it on a Zen 4.
-//! So for those the first call times every tile and keeps the fastest
+//! free as a margin for other lines (chapter 6's chunk kept the transposed input on the
+//! stack). The rule does not choose well where it matters: for weights whose rows are a page or
+//! more apart, each row a stream of its own, the fastest tile was below it on two Xeons and
+//! above it on a Zen 4. So for those the first call times every tile and keeps the fastest
 //! (`kernels::forward_tile`); the rule sizes the tile of the other layers.
 
 use super::Avx512;
@@ -92,8 +92,8 @@ fn time_tiles(shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &
 /// The tiles of 7 to 11 rows take the features 8 at a time, not 16 as chapter 6's tile does:
 /// LLVM unrolls a chunk of 8 and keeps its 8 vectors of `xt` in registers, where chapter 6's
 /// 12-row tile reloads each vector of its chunk of 16 from the stack. On a Zen 4 (family 25,
-/// model 17) that took 16-20 % off the 7-row tile's time, and 10 % off the 8-row one's; the 4-row tile,
-/// whose chunk of 16 stays in registers, ran as fast either way and keeps 16.
+/// model 17) that took 16-20 % off the 7-row tile's time, and 10 % off the 8-row one's; the
+/// 4-row tile, whose chunk of 16 stays in registers, ran as fast either way and keeps 16.
 #[target_feature(enable = "avx512f")]
 fn forward_rows(rows: usize, shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
     let s = Avx512::new();
