@@ -64,7 +64,11 @@ def main():
         body += ["", "| cat/dog, batch of 16, AVX-512 | images/s | per batch |", "| --- | ---: | ---: |"]
         for r in steps + inference:
             body.append(f"| {r['op']} | {rate(r['images_per_second'])} | {ms(r['seconds'])} |")
-    out.write_text("\n".join(body) + "\n")
+    # Written beside the target and renamed over it, so that an interrupted run leaves the old
+    # table whole rather than half a new one.
+    part = out.with_name(out.name + ".part")
+    part.write_text("\n".join(body) + "\n")
+    part.replace(out)
     print(f"wrote {out}")
 
 
