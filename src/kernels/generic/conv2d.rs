@@ -472,6 +472,9 @@ struct Rows {
     v0: usize,
 }
 
+/// Vectors of the bias gradient summed side by side.
+const BIAS_CHAINS: usize = 8;
+
 /// Sizes for the weight-gradient reduction over one image row. Gradient rows have `c_out_p`
 /// channels (padded when needed).
 #[derive(Clone, Copy)]
@@ -488,15 +491,25 @@ impl Reduce {
     /// `g_row` is `w` pixels of `c_out_p` floats; `gb` has `vectors * LANES = c_out_p` floats.
     #[inline(always)]
     unsafe fn bias<S: SimdF32>(self, s: S, g_row: *const f32, gb: *mut f32, vectors: usize) {
-        for v in 0..vectors {
-            let co = v * S::LANES;
-            // SAFETY: the caller's contract.
+        // Up to BIAS_CHAINS vectors at a time, each its own chain of additions along the row:
+        // one chain alone waits an addition's latency per pixel.
+        for v0 in (0..vectors).step_by(BIAS_CHAINS) {
+            let nv = BIAS_CHAINS.min(vectors - v0);
+            // SAFETY: the caller's contract; v0 + v < vectors.
             unsafe {
-                let mut acc = s.load(gb.add(co));
-                for x in 0..self.w {
-                    acc = s.add(acc, s.load(g_row.add(x * self.c_out_p + co)));
+                let mut acc = [s.zero(); BIAS_CHAINS];
+                for v in 0..nv {
+                    acc[v] = s.load(gb.add((v0 + v) * S::LANES));
                 }
-                s.store(gb.add(co), acc);
+                for x in 0..self.w {
+                    let px = g_row.add(x * self.c_out_p + v0 * S::LANES);
+                    for v in 0..nv {
+                        acc[v] = s.add(acc[v], s.load(px.add(v * S::LANES)));
+                    }
+                }
+                for v in 0..nv {
+                    s.store(gb.add((v0 + v) * S::LANES), acc[v]);
+                }
             }
         }
     }
