@@ -287,7 +287,7 @@ pub(crate) fn linear_backward_input<S: SimdF32, const BB: usize, const IV: usize
 /// vectors, then single whole vectors, then `(start, 0)` for a last, partial vector if `d` is
 /// not a multiple of `lanes`. Hot loops load whole vectors only; the partial one gets a tile
 /// of its own.
-fn feature_tiles(d: usize, lanes: usize, iv: usize) -> impl Iterator<Item = (usize, usize)> {
+pub(super) fn feature_tiles(d: usize, lanes: usize, iv: usize) -> impl Iterator<Item = (usize, usize)> {
     let whole = d / lanes;
     let big = whole / iv;
     let tiles = (0..big).map(move |t| (t * iv * lanes, iv));

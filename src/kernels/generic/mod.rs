@@ -38,6 +38,8 @@ pub(crate) use conv2d::{ChannelLoop, Intrinsics, conv2d_forward_with};
 pub(crate) use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward, recomputed_pixels};
 #[cfg(feature = "ch11")]
 pub(crate) use exp::{SimdMath, exp_forward, sigmoid_forward, softmax_forward};
+#[cfg(feature = "ch7")]
+use linear::feature_tiles;
 pub(crate) use linear::{linear_backward_input, linear_backward_weight, linear_forward};
 #[cfg(feature = "ch7")]
 pub(crate) use linear_update::linear_backward_update;
