@@ -9,8 +9,9 @@ use crate::kernels::simd::SimdF32;
 
 /// Features per panel. A panel of x and one of the input gradient (`batch` rows of this many
 /// floats each, 8 KB apiece for a batch of 16) stay in L1 while every row of W passes over
-/// them; W itself is read straight from where it lies, each row's 512 bytes in order.
-pub(crate) const PANEL: usize = 128;
+/// them; W itself is read straight from where it lies, each row's 512 bytes in order. (On the
+/// Zen 4 of chapter 7, panels of 64 and 256 features were no faster, in two rounds each.)
+const PANEL: usize = 128;
 
 // ANCHOR: linear_backward_update
 /// The backward pass of a linear layer and SGD's update of its weight, `w -= lr * grad_w`,
@@ -29,11 +30,12 @@ pub(crate) const PANEL: usize = 128;
 ///     grad_x[b, i0..i1] = gxp[b][..]
 /// ```
 ///
-/// Every number is the sum the unfused kernels ([`linear_backward_input`](super::linear_backward_input),
-/// [`linear_backward_weight`](super::linear_backward_weight), [`axpy`](super::axpy)) take, in
-/// their order: each input gradient over the outputs from the first, each weight gradient over
-/// the images from the first, each from zero. So the result is theirs bit for bit. `grad_bias`
-/// is overwritten with the bias gradient; the bias itself is left to the optimiser.
+/// Every number is the sum the unfused kernels take, in their order
+/// ([`linear_backward_input`](super::linear_backward_input),
+/// [`linear_backward_weight`](super::linear_backward_weight), [`axpy`](super::axpy)): each
+/// input gradient over the outputs from the first, each weight gradient over the images from
+/// the first, each from zero. So the result is theirs bit for bit. `grad_bias` is overwritten
+/// with the bias gradient; the bias itself is left to the optimiser.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn linear_backward_update<S: SimdF32, const OB: usize, const V: usize>(
@@ -66,25 +68,22 @@ pub(crate) fn linear_backward_update<S: SimdF32, const OB: usize, const V: usize
             out.copy_from_slice(&row[i0..i0 + width]);
         }
         let panel = Panel { batch, d, m, width, lr };
-        // SAFETY: W is [m, d] with `i0 + width <= d`, grad_y [batch, m] (both checked above),
-        // and the panels hold `batch` rows of `width`.
+        // SAFETY: W is [m, d] and grad_y [batch, m] (both checked above), `i0 + width <= d` by
+        // the loop, and the panels hold `batch` rows of `width`.
         unsafe {
             let w = weight.as_mut_ptr().add(i0);
-            match grad_x.as_deref() {
-                Some(_) => {
-                    let gxp = &mut gxp[..batch * width];
-                    gxp.fill(0.0);
-                    let at = Operands { gy: grad_y.as_ptr(), xp: xp.as_ptr(), gxp: gxp.as_mut_ptr(), w };
-                    panel.run::<S, OB, V, true>(s, at);
-                }
-                None => {
-                    let at = Operands { gy: grad_y.as_ptr(), xp: xp.as_ptr(), gxp: std::ptr::null_mut(), w };
-                    panel.run::<S, OB, V, false>(s, at);
-                }
+            if grad_x.is_some() {
+                let gxp = &mut gxp[..batch * width];
+                gxp.fill(0.0);
+                let at = Operands { gy: grad_y.as_ptr(), xp: xp.as_ptr(), gxp: gxp.as_mut_ptr(), w };
+                panel.run::<S, OB, V, true>(s, at);
+            } else {
+                let at = Operands { gy: grad_y.as_ptr(), xp: xp.as_ptr(), gxp: std::ptr::null_mut(), w };
+                panel.run::<S, OB, V, false>(s, at);
             }
         }
         if let Some(gx) = grad_x.as_deref_mut() {
-            for (row, src) in gx.chunks_exact_mut(d).zip(gxp.chunks_exact(width)) {
+            for (row, src) in gx.chunks_exact_mut(d).zip(gxp[..batch * width].chunks_exact(width)) {
                 row[i0..i0 + width].copy_from_slice(src);
             }
         }
@@ -105,6 +104,7 @@ struct Panel {
     lr: f32,
 }
 
+// ANCHOR: sweep_tile
 /// Where a tile's operands start: grad_y at its first row's column, the panels of x and of the
 /// input gradient at its first feature, W at its first row and feature.
 #[derive(Clone, Copy)]
@@ -151,11 +151,11 @@ impl Panel {
         }
     }
 
-    // ANCHOR: sweep_tile
     /// `R` rows of W by `V` vectors of features (with `PARTIAL`, one vector of the
     /// `width - f` features left). The weights are read once, into registers, and the same
-    /// features of the next tile's rows, `R * d` floats on, are asked for (on the Zen 4 of
-    /// chapter 7, AVX-512's sweep took 1.2-1.5x as long without).
+    /// features of the next row tile, `R` rows down, are asked for: that tile runs a panel's
+    /// worth of feature tiles later (on the Zen 4 of chapter 7, AVX-512's sweep took 1.2-1.5x
+    /// as long without, in each of three alternating pairs).
     ///
     /// # Safety
     /// As [`Panel::run`], with the pointers moved to row `o0` and feature `f`.
@@ -208,5 +208,6 @@ impl Panel {
                 }
             }
         }
-    } // ANCHOR_END: sweep_tile
+    }
 }
+// ANCHOR_END: sweep_tile
