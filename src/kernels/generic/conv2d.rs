@@ -428,6 +428,7 @@ pub(crate) fn conv2d_backward_weight<S: SimdF32, const CIB: usize, const COV: us
             };
             // SAFETY: g_row has w pixels of c_out_p channels; gb has c_out_p floats.
             unsafe { reduce.bias::<S>(s, g_row, gb.as_mut_ptr(), vectors) };
+            let next_row = grad_output.as_ptr().wrapping_add((img * h + y + 1) * w * c_out);
             for ky in 0..3 {
                 let Some(iy) = (y + ky).checked_sub(1).filter(|&iy| iy < h) else { continue };
                 // SAFETY: image img, row iy is inside input.
@@ -437,16 +438,19 @@ pub(crate) fn conv2d_backward_weight<S: SimdF32, const CIB: usize, const COV: us
                 let mut ci0 = 0;
                 while ci0 < c_in {
                     let cib = if c_in - ci0 >= CIB { CIB } else { 1 };
+                    // The first input channels of kernel row 1 (there for every y) ask for the
+                    // output gradient's next row, pixel by pixel, while they use this one.
+                    let g_next = if ky == 1 && ci0 == 0 && c_out == c_out_p { next_row } else { std::ptr::null() };
                     let mut v0 = 0;
                     while v0 < vectors {
                         let cov = if vectors - v0 >= COV { COV } else { 1 };
                         // SAFETY: ci0 + cib <= c_in and v0 + cov <= vectors.
                         unsafe {
                             match (cib == CIB, cov == COV) {
-                                (true, true) => reduce.tile::<S, CIB, COV>(s, in_row, g_row, gw_ky, ci0, v0),
-                                (true, false) => reduce.tile::<S, CIB, 1>(s, in_row, g_row, gw_ky, ci0, v0),
-                                (false, true) => reduce.tile::<S, 1, COV>(s, in_row, g_row, gw_ky, ci0, v0),
-                                (false, false) => reduce.tile::<S, 1, 1>(s, in_row, g_row, gw_ky, ci0, v0),
+                                (true, true) => reduce.tile::<S, CIB, COV>(s, in_row, g_row, g_next, gw_ky, ci0, v0),
+                                (true, false) => reduce.tile::<S, CIB, 1>(s, in_row, g_row, g_next, gw_ky, ci0, v0),
+                                (false, true) => reduce.tile::<S, 1, COV>(s, in_row, g_row, g_next, gw_ky, ci0, v0),
+                                (false, false) => reduce.tile::<S, 1, 1>(s, in_row, g_row, g_next, gw_ky, ci0, v0),
                             }
                         }
                         v0 += cov;
@@ -468,6 +472,9 @@ pub(crate) fn conv2d_backward_weight<S: SimdF32, const CIB: usize, const COV: us
 struct Rows {
     in_row: *const f32,
     g_row: *const f32,
+    /// The output gradient's next row, prefetched while this one is used (any address: a
+    /// prefetch never faults).
+    g_next: *const f32,
     ci0: usize,
     v0: usize,
 }
@@ -528,30 +535,25 @@ impl Reduce {
         s: S,
         in_row: *const f32,
         g_row: *const f32,
+        g_next: *const f32,
         gw_ky: *mut f32,
         ci0: usize,
         v0: usize,
     ) {
-        let Reduce { w, c_in, c_out_p, .. } = self;
+        let Reduce { c_in, c_out_p, .. } = self;
         let lanes = S::LANES;
         let at = |kx: usize, c: usize, j: usize| (kx * c_in + ci0 + c) * c_out_p + (v0 + j) * lanes;
         // SAFETY: every (kx, c, j) indexes a vector inside kernel row ky (the caller's contract).
         let mut acc: [[[S::V; C]; CI]; 3] = unsafe {
             std::array::from_fn(|kx| std::array::from_fn(|c| std::array::from_fn(|j| s.load(gw_ky.add(at(kx, c, j))))))
         };
-        let rows = Rows { in_row, g_row, ci0, v0 };
-        // SAFETY: pixel x of both rows is inside 0..w, and so is pixel x + kx - 1 for the
-        // kernel columns each call lets through: the first pixel skips column 0, the last
-        // column 2.
+        let rows = Rows { in_row, g_row, g_next, ci0, v0 };
+        // SAFETY: the caller's contract, which `row` needs.
         unsafe {
-            if w == 1 {
-                self.pixel::<S, CI, C, 1, 2>(s, &mut acc, rows, 0);
+            if g_next.is_null() {
+                self.row::<S, CI, C, false>(s, &mut acc, rows);
             } else {
-                self.pixel::<S, CI, C, 1, 3>(s, &mut acc, rows, 0);
-                for x in 1..w - 1 {
-                    self.pixel::<S, CI, C, 0, 3>(s, &mut acc, rows, x);
-                }
-                self.pixel::<S, CI, C, 0, 2>(s, &mut acc, rows, w - 1);
+                self.row::<S, CI, C, true>(s, &mut acc, rows);
             }
             for (kx, acc_kx) in acc.iter().enumerate() {
                 for (c, acc_c) in acc_kx.iter().enumerate() {
@@ -563,13 +565,42 @@ impl Reduce {
         }
     }
 
+    /// Every pixel of the row, the first and the last with their kernel columns cut; with `PF`,
+    /// each pixel also asks for the same channels of the next row (`rows.g_next`).
+    ///
+    /// # Safety
+    /// As for `tile`.
+    #[inline(always)]
+    unsafe fn row<S: SimdF32, const CI: usize, const C: usize, const PF: bool>(
+        self,
+        s: S,
+        acc: &mut [[[S::V; C]; CI]; 3],
+        rows: Rows,
+    ) {
+        let w = self.w;
+        // SAFETY: pixel x of both rows is inside 0..w, and so is pixel x + kx - 1 for the
+        // kernel columns each call lets through: the first pixel skips column 0, the last
+        // column 2.
+        unsafe {
+            if w == 1 {
+                self.pixel::<S, CI, C, 1, 2, PF>(s, acc, rows, 0);
+            } else {
+                self.pixel::<S, CI, C, 1, 3, PF>(s, acc, rows, 0);
+                for x in 1..w - 1 {
+                    self.pixel::<S, CI, C, 0, 3, PF>(s, acc, rows, x);
+                }
+                self.pixel::<S, CI, C, 0, 2, PF>(s, acc, rows, w - 1);
+            }
+        }
+    }
+
     /// One pixel's contribution: `acc[kx][c][j] += in[x + kx - 1, ci0 + c] * g[x, v0 + j]` for
     /// the kernel columns `KX0..KX1`.
     ///
     /// # Safety
     /// Pixel x and pixels x + kx - 1 for kx in KX0..KX1 are inside the rows; as for `tile`.
     #[inline(always)]
-    unsafe fn pixel<S: SimdF32, const CI: usize, const C: usize, const KX0: usize, const KX1: usize>(
+    unsafe fn pixel<S: SimdF32, const CI: usize, const C: usize, const KX0: usize, const KX1: usize, const PF: bool>(
         self,
         s: S,
         acc: &mut [[[S::V; C]; CI]; 3],
@@ -582,6 +613,11 @@ impl Reduce {
         unsafe {
             let gp = rows.g_row.add(x * c_out_p + rows.v0 * lanes);
             let g: [S::V; C] = std::array::from_fn(|j| s.load(gp.add(j * lanes)));
+            if PF {
+                for j in 0..C {
+                    s.prefetch(rows.g_next.wrapping_add(x * c_out_p + (rows.v0 + j) * lanes));
+                }
+            }
             for kx in KX0..KX1 {
                 let ip = rows.in_row.add((x + kx - 1) * c_in + rows.ci0);
                 for c in 0..CI {
