@@ -43,11 +43,16 @@ fn report_ops_are_every_layer_and_direction_in_network_order() {
         "train_step_catdog",
         "train_step_mnist",
     ];
-    // From chapter 7 on, fc1's backward pass with the update fused beside the plain one, and
-    // chapter 6's unfused step beside the fused one.
+    // From chapter 7 on, each convolution's forward pass by im2col beside the direct one, fc1's
+    // backward pass with the update fused beside the plain one, and chapter 6's unfused step
+    // beside the fused one.
     let ch7 = Kernels::scalar().keeps_pool_winners();
-    let ch6 = ch7.then_some("train_step_catdog_ch6");
-    let expected = expected.into_iter().filter(|&n| ch7 || n != "fc1_backward_update");
+    assert_eq!(Kernels::scalar().has_im2col(), ch7);
+    let ch6 = ch7.then_some("train_step_catdog_ch6".to_string());
+    let expected = expected.into_iter().filter(|&n| ch7 || n != "fc1_backward_update").flat_map(|n| {
+        let im2col = (ch7 && n.starts_with("conv") && n.ends_with("_forward")).then(|| format!("{n}_im2col"));
+        std::iter::once(n.to_string()).chain(im2col)
+    });
     assert_eq!(names, expected.chain(ch6).collect::<Vec<_>>());
 }
 
@@ -146,7 +151,12 @@ fn kernel_ops_cover_every_kernel_of_a_training_step() {
 #[test]
 fn only_keeps_the_ops_whose_name_contains_the_text() {
     let names = |only| filter_ops(report_ops(), only).into_iter().map(|op| op.name).collect::<Vec<_>>();
-    assert_eq!(names(Some("conv2")), ["conv2_forward", "conv2_backward_input", "conv2_backward_weight"]);
+    let conv2 = ["conv2_forward", "conv2_forward_im2col", "conv2_backward_input", "conv2_backward_weight"];
+    let im2col = Kernels::scalar().has_im2col();
+    assert_eq!(
+        names(Some("conv2")),
+        conv2.into_iter().filter(|n| im2col || !n.ends_with("im2col")).collect::<Vec<_>>()
+    );
     assert_eq!(names(Some("backward_input")), ["conv2_backward_input", "conv3_backward_input"]);
     let steps = names(Some("train_step"));
     assert_eq!(steps[..2], ["train_step_catdog", "train_step_mnist"]);

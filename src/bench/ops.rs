@@ -156,6 +156,9 @@ impl Model {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpKind {
     Conv2dForward(Conv2dShape),
+    /// Chapter 7: the same forward pass by im2col and a packed matrix product
+    /// (`Kernels::conv2d_forward_im2col`).
+    Conv2dForwardIm2col(Conv2dShape),
     Conv2dBackwardInput(Conv2dShape),
     Conv2dBackwardWeight(Conv2dShape),
     MaxPool2dForward(Pool2dShape),
@@ -193,7 +196,10 @@ impl OpKind {
     /// are memory-bound, and their "GFLOP/s" are billions of elements per second.
     pub fn flops(&self) -> u64 {
         match *self {
-            OpKind::Conv2dForward(s) | OpKind::Conv2dBackwardInput(s) | OpKind::Conv2dBackwardWeight(s) => s.flops(),
+            OpKind::Conv2dForward(s)
+            | OpKind::Conv2dForwardIm2col(s)
+            | OpKind::Conv2dBackwardInput(s)
+            | OpKind::Conv2dBackwardWeight(s) => s.flops(),
             OpKind::MaxPool2dForward(s) | OpKind::MaxPool2dBackward { shape: s, .. } => s.flops(),
             OpKind::LinearForward(s) | OpKind::LinearBackwardInput(s) | OpKind::LinearBackwardWeight(s) => s.flops(),
             OpKind::LinearBackward(s) => 2 * s.flops(),
@@ -218,6 +224,7 @@ impl OpKind {
     pub fn kernel_name(&self) -> &'static str {
         match self {
             OpKind::Conv2dForward(_) => "conv2d_forward",
+            OpKind::Conv2dForwardIm2col(_) => "conv2d_forward_im2col",
             OpKind::Conv2dBackwardInput(_) => "conv2d_backward_input",
             OpKind::Conv2dBackwardWeight(_) => "conv2d_backward_weight",
             OpKind::MaxPool2dForward(_) => "max_pool2d_forward",
@@ -277,6 +284,10 @@ pub fn report_ops() -> Vec<Op> {
         match layer.shape {
             LayerShape::Conv2d(s) => {
                 ops.push(op("forward", OpKind::Conv2dForward(s)));
+                // From chapter 7, the same pass by im2col and a matrix product, beside it.
+                if Kernels::scalar().has_im2col() {
+                    ops.push(op("forward_im2col", OpKind::Conv2dForwardIm2col(s)));
+                }
                 if layer.grad_input {
                     ops.push(op("backward_input", OpKind::Conv2dBackwardInput(s)));
                 }
@@ -372,6 +383,7 @@ pub struct Workload(State);
 enum State {
     Conv2dForward {
         s: Conv2dShape,
+        im2col: bool,
         input: Tensor,
         weight: Tensor,
         bias: Tensor,
@@ -459,8 +471,9 @@ impl Workload {
     fn new(kind: OpKind) -> Self {
         let rng = &mut rng(0);
         Workload(match kind {
-            OpKind::Conv2dForward(s) => State::Conv2dForward {
+            OpKind::Conv2dForward(s) | OpKind::Conv2dForwardIm2col(s) => State::Conv2dForward {
                 s,
+                im2col: matches!(kind, OpKind::Conv2dForwardIm2col(_)),
                 input: random(s.input_len(), rng),
                 weight: random(s.weight_len(), rng),
                 bias: random(s.c_out, rng),
@@ -533,9 +546,16 @@ impl Workload {
     /// One call of the op with the kernels of `k`.
     pub fn run(&mut self, k: &Kernels) {
         match &mut self.0 {
-            State::Conv2dForward { s, input, weight, bias, output } => {
+            State::Conv2dForward { s, im2col, input, weight, bias, output } => {
                 // Every convolution of the network has its ReLU fused.
-                k.conv2d_forward(s, input.as_slice(), weight.as_slice(), bias.as_slice(), output.as_mut_slice(), true)
+                let (input, weight, bias, output) =
+                    (input.as_slice(), weight.as_slice(), bias.as_slice(), output.as_mut_slice());
+                if *im2col {
+                    k.conv2d_forward_im2col(s, input, weight, bias, output, true)
+                        .expect("report_ops lists the im2col pass only where every table has it");
+                } else {
+                    k.conv2d_forward(s, input, weight, bias, output, true)
+                }
             }
             State::Conv2dBackwardInput { s, grad_output, weight, grad_input } => {
                 k.conv2d_backward_input(s, grad_output.as_slice(), weight.as_slice(), grad_input.as_mut_slice())

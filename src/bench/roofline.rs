@@ -21,6 +21,11 @@ use std::fmt::Write as _;
 pub fn min_floats(kind: &OpKind) -> Option<u64> {
     let floats = match *kind {
         OpKind::Conv2dForward(s) => s.input_len() + s.weight_len() + s.c_out + s.output_len(),
+        // The direct pass's, and im2col's matrix written and read back: nine taps of every
+        // pixel's channels.
+        OpKind::Conv2dForwardIm2col(s) => {
+            s.input_len() + s.weight_len() + s.c_out + s.output_len() + 2 * 9 * s.input_len()
+        }
         OpKind::Conv2dBackwardInput(s) => s.output_len() + s.weight_len() + s.input_len(),
         OpKind::Conv2dBackwardWeight(s) => s.input_len() + s.output_len() + s.weight_len() + s.c_out,
         OpKind::MaxPool2dForward(s) => s.input_len() + s.output_len(),

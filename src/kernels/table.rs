@@ -140,6 +140,23 @@ fn linear_update(isa: Isa) -> Option<LinearBackwardUpdateFn> {
     }
 }
 
+/// Chapter 7: the convolution by im2col and a packed matrix product, for each compiled
+/// instruction set.
+fn im2col(isa: Isa) -> Option<Conv2dForwardFn> {
+    match isa {
+        #[cfg(feature = "ch7")]
+        Isa::Scalar => Some(super::scalar::conv2d_forward_im2col),
+        #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
+        Isa::Sse => Some(super::x86::im2col::sse),
+        #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
+        Isa::Avx2 => Some(super::x86::im2col::avx2),
+        #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
+        Isa::Avx512 => Some(super::x86::im2col::avx512),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
 /// Chapter 10: the Winograd tables of each compiled instruction set (see `conv_algorithm`).
 pub(crate) fn winograd_tables(isa: Isa) -> Option<&'static WinogradTables> {
     match isa {
@@ -185,6 +202,33 @@ impl Kernels {
         unsafe { (self.conv2d_forward)(shape, input, weight, bias, output, fuse_relu) }
     }
     // ANCHOR_END: safe_method
+
+    // ANCHOR: im2col_method
+    /// Chapter 7: whether this table has [`Kernels::conv2d_forward_im2col`] (from `ch7` on,
+    /// every table).
+    pub fn has_im2col(&self) -> bool {
+        im2col(self.isa).is_some()
+    }
+
+    /// Chapter 7: [`Kernels::conv2d_forward`] computed another way, by im2col and a packed
+    /// matrix product (`kernels::generic::im2col`), for comparison; the networks convolve
+    /// directly. `None` before chapter 7.
+    pub fn conv2d_forward_im2col(
+        &self,
+        shape: &Conv2dShape,
+        input: &[f32],
+        weight: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+        fuse_relu: bool,
+    ) -> Option<()> {
+        shape.check_forward(input, weight, bias, output);
+        let f = im2col(self.isa)?;
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { f(shape, input, weight, bias, output, fuse_relu) };
+        Some(())
+    }
+    // ANCHOR_END: im2col_method
 
     /// `grad_input = conv_transpose(grad_output, weight)`, overwriting `grad_input`.
     pub fn conv2d_backward_input(

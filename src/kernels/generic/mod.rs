@@ -18,6 +18,8 @@ mod activation;
 mod conv2d;
 #[cfg(feature = "ch11")]
 mod exp;
+#[cfg(feature = "ch7")]
+mod im2col;
 mod linear;
 #[cfg(feature = "ch7")]
 mod linear_update;
@@ -38,6 +40,8 @@ pub(crate) use conv2d::{ChannelLoop, Intrinsics, conv2d_forward_with};
 pub(crate) use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward, recomputed_pixels};
 #[cfg(feature = "ch11")]
 pub(crate) use exp::{SimdMath, exp_forward, sigmoid_forward, softmax_forward};
+#[cfg(feature = "ch7")]
+pub(crate) use im2col::conv2d_forward_im2col;
 #[cfg(feature = "ch7")]
 use linear::feature_tiles;
 pub(crate) use linear::{linear_backward_input, linear_backward_weight, linear_forward};

@@ -8,7 +8,7 @@ use crate::kernels::Conv2dShape;
 
 /// The input pixel that kernel tap `k` of output coordinate `o` reads, if it is inside `0..len`.
 #[inline]
-fn tap(o: usize, k: usize, len: usize) -> Option<usize> {
+pub(super) fn tap(o: usize, k: usize, len: usize) -> Option<usize> {
     (o + k).checked_sub(1).filter(|&i| i < len)
 }
 

@@ -13,6 +13,8 @@ pub(crate) mod avx2;
 pub(crate) mod avx512;
 
 #[cfg(feature = "ch7")]
+pub(crate) mod im2col;
+#[cfg(feature = "ch7")]
 pub(crate) mod linear_update;
 #[cfg(feature = "ch7")]
 pub(crate) mod pool_winners;

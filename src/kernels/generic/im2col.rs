@@ -1,0 +1,259 @@
+//! Chapter 7: the convolution as im2col and a matrix product, blocked for the caches the way
+//! BLIS (Goto's algorithm) blocks a matrix product, with one micro-kernel written once over
+//! [`SimdF32`].
+//!
+//! `scalar::im2col` turns one image into `A [h*w, K]` with `K = 9*c_in`; the weights are
+//! `B [K, c_out]` and the output `C [h*w, c_out]`. BLIS packs both operands before it
+//! multiplies, so that its micro-kernel reads each as one contiguous stream whatever the
+//! matrices' strides. B is packed here, into panels of `NR` columns. A is not: it is a copy
+//! we have just made, its rows are contiguous, and a second copy into micro-panels cost more
+//! than it saved (chapter 7 measures both). The micro-kernel broadcasts from `MR` rows of A
+//! side by side instead, `MR` streams that each run forward.
+//!
+//! ```text
+//! pack B once per call: panels of NR = NV*LANES columns, each K rows of NR floats
+//! for each image:
+//!     im2col -> A
+//!     for each block of KC rows of B (pc):         a panel's block, KC x NR, stays in L1
+//!         for each block of MC rows of A (ic):     MC x KC of A, in L2 after its first use
+//!             for each panel of B (jr):
+//!                 for each MR rows of the block (ir):
+//!                     MR x NR sums in registers += A[MR rows, KC] x panel's block
+//! ```
+//!
+//! The micro-kernel is the whole computation: `MR * NV` accumulators, and at each of the KC
+//! steps `NV` loads of B, `MR` broadcasts of A and `MR * NV` multiply-adds.
+
+use crate::kernels::Conv2dShape;
+use crate::kernels::scalar::im2col;
+use crate::kernels::simd::SimdF32;
+use crate::tensor::AlignedVec;
+use std::cell::RefCell;
+
+// ANCHOR: blocking
+/// Rows of B, and columns of A, per block: a panel's block is `KC * NR` floats (16 KB with
+/// AVX-512's 32 columns), which stays in the L1 while the micro-kernel runs down every `MR`
+/// rows of A's block.
+const KC: usize = 128;
+/// Rows of A per block: `MC * KC` floats of A (96 KB), which stay in the L2 while every panel
+/// of B passes over them. A multiple of every tile's MR (12, 6 and 4).
+const MC: usize = 192;
+// ANCHOR_END: blocking
+
+thread_local! {
+    /// One image's `A`, kept by each thread from call to call: conv2's is 4.7 MB, and a new
+    /// allocation per call would make the page faults of fresh memory part of every timing.
+    static COLS: RefCell<AlignedVec> = RefCell::new(AlignedVec::zeros(0));
+}
+
+// ANCHOR: conv2d_forward_im2col
+/// `output = conv(input, weight) + bias` (then ReLU if `relu`), by im2col and a matrix product
+/// with an `MR x NV`-vector micro-kernel.
+#[inline(always)]
+pub(crate) fn conv2d_forward_im2col<S: SimdF32, const MR: usize, const NV: usize>(
+    s: S,
+    shape: &Conv2dShape,
+    input: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    output: &mut [f32],
+    relu: bool,
+) {
+    shape.check_forward(input, weight, bias, output);
+    let Conv2dShape { n, h, w, c_in, c_out } = *shape;
+    let (m, k) = (h * w, 9 * c_in);
+    let nr = NV * S::LANES;
+    let panels = c_out.div_ceil(nr);
+    let packed_b = pack_b(weight, k, c_out, nr);
+    let mut bias_p = AlignedVec::zeros(panels * nr);
+    bias_p[..c_out].copy_from_slice(bias);
+    let mut edge = AlignedVec::zeros(MR * nr);
+    // Taken out of the thread's slot and put back after, not used inside `COLS.with`: a closure
+    // is compiled without the instruction set of the function it is written in, so none of the
+    // vector methods would be inlined into it.
+    let len = m.div_ceil(MR) * MR * k;
+    let mut cols = COLS.with(RefCell::take);
+    if cols.len() < len {
+        cols = AlignedVec::zeros(len);
+    }
+    let a = &mut cols[..len];
+    // The rows past the last pixel, which the last micro-tile reads, are zero.
+    a[m * k..].fill(0.0);
+    for img in 0..n {
+        im2col(shape, &input[img * m * c_in..][..m * c_in], &mut a[..m * k]);
+        let c = &mut output[img * m * c_out..][..m * c_out];
+        let product = Product { m, k, n: c_out, nr, relu };
+        product.run::<S, MR, NV>(s, a, &packed_b, &bias_p, c, &mut edge);
+    }
+    COLS.with(|slot| slot.replace(cols));
+}
+// ANCHOR_END: conv2d_forward_im2col
+
+/// B `[k, n]` as panels of `nr` columns, each `[k][nr]` and zero-padded past `n`.
+fn pack_b(b: &[f32], k: usize, n: usize, nr: usize) -> AlignedVec {
+    let panels = n.div_ceil(nr);
+    let mut packed = AlignedVec::zeros(panels * k * nr);
+    for (row, b_row) in b.chunks_exact(n).enumerate() {
+        for (panel, cols) in b_row.chunks(nr).enumerate() {
+            packed[(panel * k + row) * nr..][..cols.len()].copy_from_slice(cols);
+        }
+    }
+    packed
+}
+
+/// The sizes of one image's product `C [m, n] = A [m, k] B [k, n]`.
+#[derive(Clone, Copy)]
+struct Product {
+    m: usize,
+    k: usize,
+    n: usize,
+    nr: usize,
+    relu: bool,
+}
+
+impl Product {
+    // ANCHOR: gemm_loops
+    /// `c = a packed_b + bias_p`, ReLU'd if asked, through the blocks of the module's sketch;
+    /// `a` has zero rows after its `m`, up to a whole number of `MR`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn run<S: SimdF32, const MR: usize, const NV: usize>(
+        self,
+        s: S,
+        a: &[f32],
+        packed_b: &[f32],
+        bias_p: &[f32],
+        c: &mut [f32],
+        edge: &mut [f32],
+    ) {
+        let Product { m, k, n, nr, relu } = self;
+        assert!(a.len() == m.div_ceil(MR) * MR * k && c.len() == m * n && nr == NV * S::LANES);
+        assert!(packed_b.len() == n.div_ceil(nr) * k * nr && bias_p.len() == n.div_ceil(nr) * nr);
+        assert!(edge.len() >= MR * nr);
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            let (first, last) = (pc == 0, pc + kc == k);
+            for ic in (0..m).step_by(MC) {
+                let mc = MC.min(m - ic);
+                for (panel, col) in (0..n).step_by(nr).enumerate() {
+                    let b = &packed_b[(panel * k + pc) * nr..][..kc * nr];
+                    let bias = first.then(|| &bias_p[col..col + nr]);
+                    for row in (ic..ic + mc).step_by(MR) {
+                        // Columns pc..pc+kc of rows row..row+MR.
+                        let a_micro = &a[row * k + pc..][..(MR - 1) * k + kc];
+                        let tile = Tile { row, col, rows: MR.min(m - row), cols: nr.min(n - col) };
+                        self.tile::<S, MR, NV>(s, a_micro, b, bias, c, tile, relu && last, edge);
+                    }
+                }
+            }
+        }
+    }
+    // ANCHOR_END: gemm_loops
+
+    /// One `MR x nr` tile of C at `(t.row, t.col)`, of which `t.rows x t.cols` are inside C:
+    /// computed in place when it is whole, else in `edge` and copied.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn tile<S: SimdF32, const MR: usize, const NV: usize>(
+        self,
+        s: S,
+        a: &[f32],
+        b: &[f32],
+        bias: Option<&[f32]>,
+        c: &mut [f32],
+        t: Tile,
+        relu: bool,
+        edge: &mut [f32],
+    ) {
+        let (n, nr) = (self.n, self.nr);
+        // `a` is MR rows of kc floats at a stride of k: (MR - 1) * k + kc floats.
+        let (k, kc) = (self.k, (a.len() - (MR - 1) * self.k));
+        if t.rows == MR && t.cols == nr {
+            let c = &mut c[t.row * n + t.col..][..(MR - 1) * n + nr];
+            // SAFETY: `a` holds MR rows of kc floats at stride k and `b` kc * nr floats (both
+            // sliced to that by `run`); the tile's MR rows of nr floats at stride n are inside
+            // `c` (sliced to their extent); `bias`, when given, holds nr floats.
+            unsafe { micro_kernel::<S, MR, NV>(s, kc, a.as_ptr(), k, b.as_ptr(), bias, c.as_mut_ptr(), n, relu) }
+        } else {
+            // A tile past the last row or column of C: the same micro-kernel on a whole tile in
+            // `edge`, which starts as the part of C that exists, and of which that part is kept.
+            let edge = &mut edge[..MR * nr];
+            for r in 0..t.rows {
+                if bias.is_none() {
+                    edge[r * nr..][..t.cols].copy_from_slice(&c[(t.row + r) * n + t.col..][..t.cols]);
+                }
+            }
+            // SAFETY: as above, with the MR rows of nr floats at stride nr that `edge` holds.
+            unsafe { micro_kernel::<S, MR, NV>(s, kc, a.as_ptr(), k, b.as_ptr(), bias, edge.as_mut_ptr(), nr, relu) }
+            for r in 0..t.rows {
+                c[(t.row + r) * n + t.col..][..t.cols].copy_from_slice(&edge[r * nr..][..t.cols]);
+            }
+        }
+    }
+}
+
+/// Where a tile of C starts, and how much of it is inside C.
+#[derive(Clone, Copy)]
+struct Tile {
+    row: usize,
+    col: usize,
+    rows: usize,
+    cols: usize,
+}
+
+// ANCHOR: micro_kernel
+/// `C[MR x NV vectors] = (bias, or C when there is none) + A B` over `kc` steps, then
+/// `max(C, 0)` if `relu`.
+///
+/// # Safety
+/// `a` is valid for `MR` rows of `kc` floats at a stride of `lda`, `b` for `kc * NV * LANES`
+/// (`[kc][NV vectors]`), `c` for `MR` rows of `NV` vectors at a stride of `ldc` floats, and `bias`, when
+/// given, holds `NV` vectors.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro_kernel<S: SimdF32, const MR: usize, const NV: usize>(
+    s: S,
+    kc: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    bias: Option<&[f32]>,
+    c: *mut f32,
+    ldc: usize,
+    relu: bool,
+) {
+    let l = S::LANES;
+    // SAFETY: every pointer below stays inside the extents the caller guarantees.
+    unsafe {
+        // Plain loops, no `std::array::from_fn`: its closure is compiled without the instruction
+        // set of this function, and a vector load inside it would be a call.
+        let mut acc = [[s.zero(); NV]; MR];
+        for i in 0..MR {
+            for j in 0..NV {
+                acc[i][j] = match bias {
+                    Some(bias) => s.load(bias.as_ptr().add(j * l)),
+                    None => s.load(c.add(i * ldc + j * l)),
+                };
+            }
+        }
+        for p in 0..kc {
+            let mut bv = [s.zero(); NV];
+            for j in 0..NV {
+                bv[j] = s.load(b.add((p * NV + j) * l));
+            }
+            for i in 0..MR {
+                let ai = s.splat(*a.add(i * lda + p));
+                for j in 0..NV {
+                    acc[i][j] = s.mul_add(ai, bv[j], acc[i][j]);
+                }
+            }
+        }
+        let floor = if relu { s.zero() } else { s.splat(f32::NEG_INFINITY) };
+        for i in 0..MR {
+            for j in 0..NV {
+                s.store(c.add(i * ldc + j * l), s.max(floor, acc[i][j]));
+            }
+        }
+    }
+}
+// ANCHOR_END: micro_kernel

@@ -1,0 +1,76 @@
+//! Chapter 7: the convolution as one matrix product, the way most frameworks compute it.
+//!
+//! im2col ("image to columns") copies, for every output pixel, the 3x3 window of input pixels it
+//! reads into one row of a matrix `A [h*w, 9*c_in]`, with zeros where the window leaves the
+//! image. HWIO weights are already a matrix `B [9*c_in, c_out]`, row `(ky*3 + kx)*c_in + ci`,
+//! and an NHWC output is a matrix `C [h*w, c_out]`, so one image's convolution is
+//!
+//! ```text
+//! C = A B + bias        (h*w by 9*c_in) times (9*c_in by c_out)
+//! ```
+//!
+//! The price is the copy: every input value appears in up to nine rows of `A`. The kernels of
+//! `kernels::generic::im2col` make the same `A` in the order their register-tiled
+//! micro-kernel reads it; this is the plain version, the scalar table's.
+
+use super::conv2d::tap;
+use crate::kernels::Conv2dShape;
+
+// ANCHOR: im2col
+/// One image's windows as rows: `input` is one image `[h, w, c_in]` of `shape` and `cols` is
+/// `[h*w, 9*c_in]`, row `y*w + x` holding pixel `(y, x)`'s window in the weights' order
+/// (kernel row, kernel column, input channel).
+pub(crate) fn im2col(shape: &Conv2dShape, input: &[f32], cols: &mut [f32]) {
+    let Conv2dShape { h, w, c_in, .. } = *shape;
+    assert!(input.len() == h * w * c_in && cols.len() == h * w * 9 * c_in);
+    for (pixel, row) in cols.chunks_exact_mut(9 * c_in).enumerate() {
+        let (y, x) = (pixel / w, pixel % w);
+        // Input pixels x-1..=x+1 that are inside the row, and how many taps fall off on the left.
+        let (lo, hi) = (x.saturating_sub(1), (x + 2).min(w));
+        let left = lo + 1 - x;
+        for (ky, dst) in row.chunks_exact_mut(3 * c_in).enumerate() {
+            let Some(iy) = tap(y, ky, h) else {
+                dst.fill(0.0);
+                continue;
+            };
+            // One kernel row's three taps are three neighbouring pixels, one run of memory.
+            let (pad, rest) = dst.split_at_mut(left * c_in);
+            let (inside, pad_right) = rest.split_at_mut((hi - lo) * c_in);
+            pad.fill(0.0);
+            inside.copy_from_slice(&input[(iy * w + lo) * c_in..(iy * w + hi) * c_in]);
+            pad_right.fill(0.0);
+        }
+    }
+}
+// ANCHOR_END: im2col
+
+/// [`super::conv2d_forward`] by im2col and a plain matrix product, one image at a time: for
+/// each row of `A`, `C[row] = bias + sum over k of A[row, k] * B[k]`.
+pub fn conv2d_forward_im2col(
+    s: &Conv2dShape,
+    input: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    output: &mut [f32],
+    fuse_relu: bool,
+) {
+    s.check_forward(input, weight, bias, output);
+    let Conv2dShape { n, h, w, c_in, c_out } = *s;
+    let k = 9 * c_in;
+    let mut cols = vec![0.0; h * w * k];
+    for img in 0..n {
+        im2col(s, &input[img * h * w * c_in..][..h * w * c_in], &mut cols);
+        let out = &mut output[img * h * w * c_out..][..h * w * c_out];
+        for (a_row, c_row) in cols.chunks_exact(k).zip(out.chunks_exact_mut(c_out)) {
+            c_row.copy_from_slice(bias);
+            for (&a, b_row) in a_row.iter().zip(weight.chunks_exact(c_out)) {
+                for (c, &b) in c_row.iter_mut().zip(b_row) {
+                    *c += a * b;
+                }
+            }
+            if fuse_relu {
+                c_row.iter_mut().for_each(|c| *c = c.max(0.0));
+            }
+        }
+    }
+}

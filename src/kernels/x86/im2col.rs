@@ -1,0 +1,34 @@
+//! Chapter 7: the convolution by im2col and a packed matrix product, compiled for each x86
+//! instruction set with a micro-kernel of `MR` rows by `NV` vectors that fits its registers:
+//! `MR * NV` accumulators, `NV` vectors of B and one broadcast of A.
+
+use super::avx2::Avx2;
+use super::avx512::Avx512;
+use super::sse::Sse;
+use crate::kernels::{Conv2dShape, generic};
+
+/// The im2col convolution for one instruction set with an `mr` x `nv`-vector micro-kernel.
+macro_rules! im2col {
+    ($isa:ident, $simd:ident, $feature:literal, $mr:literal, $nv:literal) => {
+        #[target_feature(enable = $feature)]
+        pub(crate) fn $isa(
+            s: &Conv2dShape,
+            input: &[f32],
+            weight: &[f32],
+            bias: &[f32],
+            output: &mut [f32],
+            fuse_relu: bool,
+        ) {
+            generic::conv2d_forward_im2col::<_, $mr, $nv>($simd::new(), s, input, weight, bias, output, fuse_relu)
+        }
+    };
+}
+
+// ANCHOR: im2col_tiles
+// AVX-512: 12 x 2 (24 of the 32 registers; 32 columns, conv1's whole width). AVX2: 6 x 2, the
+// classic 6 x 16 of BLIS on Haswell (12 of 16). SSE, which has no fused multiply-add and needs
+// a register for each product: 4 x 2.
+im2col!(sse, Sse, "sse2", 4, 2);
+im2col!(avx2, Avx2, "avx2,fma", 6, 2);
+im2col!(avx512, Avx512, "avx512f", 12, 2);
+// ANCHOR_END: im2col_tiles

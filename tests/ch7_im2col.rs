@@ -1,0 +1,75 @@
+//! Chapter 7: the convolution by im2col and a packed matrix product, on every instruction set,
+//! against chapter 2's direct convolution, on shapes chosen to cross every edge of its blocks:
+//! more than one block of K (`9 * c_in > 128`), more than one block of rows (`h * w > 192`),
+//! rows that do not fill the last micro-panel, and columns that do not fill the last panel.
+mod common;
+
+use common::{compare, for_each_isa, rand_vec, sum_atol};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use simd_cnn::kernels::{Conv2dShape, Kernels};
+
+const WIDTHS: [usize; 8] = [1, 2, 3, 7, 13, 17, 33, 40];
+const C_IN: [usize; 8] = [1, 3, 4, 5, 15, 16, 17, 33];
+const C_OUT: [usize; 10] = [1, 3, 5, 8, 16, 17, 32, 33, 64, 65];
+
+fn shapes() -> impl Strategy<Value = (Conv2dShape, u64)> {
+    (
+        1..=2usize,
+        1..=9usize,
+        prop::sample::select(&WIDTHS[..]),
+        prop::sample::select(&C_IN[..]),
+        prop::sample::select(&C_OUT[..]),
+        any::<u64>(),
+    )
+        .prop_map(|(n, h, w, c_in, c_out, seed)| (Conv2dShape { n, h, w, c_in, c_out }, seed))
+}
+
+// ANCHOR: im2col_test
+/// Every table's im2col convolution is chapter 2's direct one, up to the order of the sums,
+/// with and without the ReLU, and writes every output (the buffer starts as NaN).
+#[test]
+fn im2col_and_a_matrix_product_convolve_as_the_direct_kernel_does() {
+    let scalar = Kernels::scalar();
+    for_each_isa(|k| {
+        assert!(k.has_im2col(), "{}: every table has the im2col pass from chapter 7 on", k.isa());
+        let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
+        let outcome = runner.run(&shapes(), |(s, seed)| {
+            let (x, w, b) =
+                (rand_vec(s.input_len(), seed), rand_vec(s.weight_len(), seed ^ 1), rand_vec(s.c_out, seed ^ 2));
+            for relu in [false, true] {
+                let (mut got, mut want) = (vec![f32::NAN; s.output_len()], vec![0.0; s.output_len()]);
+                prop_assert!(k.conv2d_forward_im2col(&s, &x, &w, &b, &mut got, relu).is_some());
+                scalar.conv2d_forward(&s, &x, &w, &b, &mut want, relu);
+                compare(&format!("im2col {s:?} relu {relu}"), &got, &want, sum_atol(9 * s.c_in), 1e-4)
+                    .map_err(TestCaseError::fail)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = outcome {
+            panic!("{}: {e}", k.isa());
+        }
+    });
+}
+// ANCHOR_END: im2col_test
+
+/// The channels of the cat/dog network's three convolutions on one small image, where the
+/// blocks are full-size: conv3's K = 576 is four blocks of 128 and one of 64, and its 16 x 17 =
+/// 272 rows one block of 192 and a part.
+#[test]
+fn im2col_convolves_the_networks_layers() {
+    let scalar = Kernels::scalar();
+    for (c_in, c_out, side) in [(3, 32, 24), (32, 64, 16), (64, 128, 16)] {
+        let s = Conv2dShape { n: 1, h: side, w: side + 1, c_in, c_out };
+        let (x, w, b) = (rand_vec(s.input_len(), 7), rand_vec(s.weight_len(), 8), rand_vec(c_out, 9));
+        let mut want = vec![0.0; s.output_len()];
+        scalar.conv2d_forward(&s, &x, &w, &b, &mut want, true);
+        for_each_isa(|k| {
+            let mut got = vec![f32::NAN; s.output_len()];
+            assert!(k.conv2d_forward_im2col(&s, &x, &w, &b, &mut got, true).is_some());
+            if let Err(e) = compare(&format!("{} im2col {s:?}", k.isa()), &got, &want, sum_atol(9 * c_in), 1e-4) {
+                panic!("{e}");
+            }
+        });
+    }
+}
