@@ -134,8 +134,8 @@ record ch6-test "drop_cargo_progress | keep_test_targets ch4_simd_kernels" \
 record ch6-train-mnist drop_cargo_progress cargo run --release --example train_mnist
 
 # Chapter 7 (its tables and charts come from the benchmark report: scripts/update-bench-report.sh)
-record ch7-test "drop_cargo_progress | keep_test_targets ch7_memory ch7_fusion" \
-    env SIMD_CNN_REQUIRE_ISA=avx512 cargo ch7 --test ch7_memory --test ch7_fusion
+record ch7-test "drop_cargo_progress | keep_test_targets ch7_memory ch7_fusion ch7_im2col" \
+    env SIMD_CNN_REQUIRE_ISA=avx512 cargo ch7 --test ch7_memory --test ch7_fusion --test ch7_im2col
 record ch7-fc1-tile "grep -E \"^fc1's AVX-512 forward tile\" || true" \
     cargo run --release --example bench_report -- --only fc1_forward --json-out target/fc1-tile.json
 
