@@ -390,9 +390,17 @@ impl Reduce {
         // SAFETY: the caller's contract; every offset below stays inside its slice.
         unsafe {
             let gwp = gw.as_mut_ptr();
-            let mut acc: [[[__m512; C]; CI]; 3] = std::array::from_fn(|kx| {
-                std::array::from_fn(|c| std::array::from_fn(|j| _mm512_loadu_ps(gwp.add(at(kx, c, j)))))
-            });
+            // Plain loops, not `std::array::from_fn`: this function gets AVX-512 only by being
+            // inlined into a `#[target_feature]` one, its closures get none, and the compiler
+            // left these loads as calls to `_mm512_loadu_ps`.
+            let mut acc = [[[_mm512_setzero_ps(); C]; CI]; 3];
+            for (kx, acc_kx) in acc.iter_mut().enumerate() {
+                for (c, acc_c) in acc_kx.iter_mut().enumerate() {
+                    for (j, a) in acc_c.iter_mut().enumerate() {
+                        *a = _mm512_loadu_ps(gwp.add(at(kx, c, j)));
+                    }
+                }
+            }
             let g_row = g.as_ptr().add((img * h + y) * wq * c_out_p + v0 * 16);
             let x_row = x.as_ptr().add((img * (h + 2) + y + ky) * (w + 2) * c_in + ci0);
             for q in 0..wq {
