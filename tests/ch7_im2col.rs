@@ -1,7 +1,8 @@
 //! Chapter 7: the convolution by im2col and a packed matrix product, on every instruction set,
 //! against chapter 2's direct convolution, on shapes chosen to cross every edge of its blocks:
 //! more than one block of K (`9 * c_in > 128`), more than one block of rows (`h * w > 192`),
-//! rows that do not fill the last micro-panel, and columns that do not fill the last panel.
+//! rows that do not fill the last tile of `MR` rows, and columns that do not fill the last
+//! panel.
 mod common;
 
 use common::{compare, for_each_isa, rand_vec, sum_atol};
@@ -25,7 +26,6 @@ fn shapes() -> impl Strategy<Value = (Conv2dShape, u64)> {
         .prop_map(|(n, h, w, c_in, c_out, seed)| (Conv2dShape { n, h, w, c_in, c_out }, seed))
 }
 
-// ANCHOR: im2col_test
 /// Every table's im2col convolution is chapter 2's direct one, up to the order of the sums,
 /// with and without the ReLU, and writes every output (the buffer starts as NaN).
 #[test]
@@ -51,7 +51,6 @@ fn im2col_and_a_matrix_product_convolve_as_the_direct_kernel_does() {
         }
     });
 }
-// ANCHOR_END: im2col_test
 
 /// The channels of the cat/dog network's three convolutions on one small image, where the
 /// blocks are full-size: conv3's K = 576 is four blocks of 128 and one of 64, and its 16 x 17 =

@@ -203,7 +203,6 @@ impl Kernels {
     }
     // ANCHOR_END: safe_method
 
-    // ANCHOR: im2col_method
     /// Chapter 7: whether this table has [`Kernels::conv2d_forward_im2col`] (from `ch7` on,
     /// every table).
     pub fn has_im2col(&self) -> bool {
@@ -228,7 +227,6 @@ impl Kernels {
         unsafe { f(shape, input, weight, bias, output, fuse_relu) };
         Some(())
     }
-    // ANCHOR_END: im2col_method
 
     /// `grad_input = conv_transpose(grad_output, weight)`, overwriting `grad_input`.
     pub fn conv2d_backward_input(

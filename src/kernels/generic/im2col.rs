@@ -7,7 +7,7 @@
 //! multiplies, so that its micro-kernel reads each as one contiguous stream whatever the
 //! matrices' strides. B is packed here, into panels of `NR` columns. A is not: it is a copy
 //! we have just made, its rows are contiguous, and a second copy into micro-panels cost more
-//! than it saved (chapter 7 measures both). The micro-kernel broadcasts from `MR` rows of A
+//! than it saved (chapter 7 reports by how much). The micro-kernel broadcasts from `MR` rows of A
 //! side by side instead, `MR` streams that each run forward.
 //!
 //! ```text
@@ -128,6 +128,8 @@ impl Product {
         c: &mut [f32],
         edge: &mut [f32],
     ) {
+        // Every block of rows starts on a tile, so no tile crosses into the next block.
+        const { assert!(MC.is_multiple_of(MR)) };
         let Product { m, k, n, nr, relu } = self;
         assert!(a.len() == m.div_ceil(MR) * MR * k && c.len() == m * n && nr == NV * S::LANES);
         assert!(packed_b.len() == n.div_ceil(nr) * k * nr && bias_p.len() == n.div_ceil(nr) * nr);
@@ -144,7 +146,7 @@ impl Product {
                         // Columns pc..pc+kc of rows row..row+MR.
                         let a_micro = &a[row * k + pc..][..(MR - 1) * k + kc];
                         let tile = Tile { row, col, rows: MR.min(m - row), cols: nr.min(n - col) };
-                        self.tile::<S, MR, NV>(s, a_micro, b, bias, c, tile, relu && last, edge);
+                        self.tile::<S, MR, NV>(s, kc, a_micro, b, bias, c, tile, relu && last, edge);
                     }
                 }
             }
@@ -159,6 +161,7 @@ impl Product {
     fn tile<S: SimdF32, const MR: usize, const NV: usize>(
         self,
         s: S,
+        kc: usize,
         a: &[f32],
         b: &[f32],
         bias: Option<&[f32]>,
@@ -167,21 +170,22 @@ impl Product {
         relu: bool,
         edge: &mut [f32],
     ) {
-        let (n, nr) = (self.n, self.nr);
-        // `a` is MR rows of kc floats at a stride of k: (MR - 1) * k + kc floats.
-        let (k, kc) = (self.k, (a.len() - (MR - 1) * self.k));
+        let (n, nr, k) = (self.n, self.nr, self.k);
+        // What the micro-kernel reads: MR rows of kc floats of A at a stride of k, kc rows of
+        // nr floats of B, nr floats of bias.
+        assert!(nr == NV * S::LANES && a.len() == (MR - 1) * k + kc && b.len() == kc * nr);
+        assert!(bias.is_none_or(|bias| bias.len() == nr));
         if t.rows == MR && t.cols == nr {
             let c = &mut c[t.row * n + t.col..][..(MR - 1) * n + nr];
-            // SAFETY: `a` holds MR rows of kc floats at stride k and `b` kc * nr floats (both
-            // sliced to that by `run`); the tile's MR rows of nr floats at stride n are inside
-            // `c` (sliced to their extent); `bias`, when given, holds nr floats.
+            // SAFETY: `a`, `b` and `bias` hold what the micro-kernel reads (asserted above); the
+            // tile's MR rows of nr floats at stride n are inside `c` (sliced to their extent).
             unsafe { micro_kernel::<S, MR, NV>(s, kc, a.as_ptr(), k, b.as_ptr(), bias, c.as_mut_ptr(), n, relu) }
         } else {
             // A tile past the last row or column of C: the same micro-kernel on a whole tile in
             // `edge`, which starts as the part of C that exists, and of which that part is kept.
             let edge = &mut edge[..MR * nr];
-            for r in 0..t.rows {
-                if bias.is_none() {
+            if bias.is_none() {
+                for r in 0..t.rows {
                     edge[r * nr..][..t.cols].copy_from_slice(&c[(t.row + r) * n + t.col..][..t.cols]);
                 }
             }
@@ -209,8 +213,8 @@ struct Tile {
 ///
 /// # Safety
 /// `a` is valid for `MR` rows of `kc` floats at a stride of `lda`, `b` for `kc * NV * LANES`
-/// (`[kc][NV vectors]`), `c` for `MR` rows of `NV` vectors at a stride of `ldc` floats, and `bias`, when
-/// given, holds `NV` vectors.
+/// (`[kc][NV vectors]`), `c` for `MR` rows of `NV` vectors at a stride of `ldc` floats, and
+/// `bias`, when given, holds `NV` vectors.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn micro_kernel<S: SimdF32, const MR: usize, const NV: usize>(

@@ -9,9 +9,9 @@
 //! C = A B + bias        (h*w by 9*c_in) times (9*c_in by c_out)
 //! ```
 //!
-//! The price is the copy: every input value appears in up to nine rows of `A`. The kernels of
-//! `kernels::generic::im2col` make the same `A` in the order their register-tiled
-//! micro-kernel reads it; this is the plain version, the scalar table's.
+//! The price is the copy: every input value appears in up to nine rows of `A`. The scalar
+//! table multiplies with the plain loops below; the kernels of `kernels::generic::im2col` make
+//! the same `A` with [`im2col`] and multiply with a register-tiled micro-kernel.
 
 use super::conv2d::tap;
 use crate::kernels::Conv2dShape;
