@@ -50,7 +50,8 @@ fn report_ops_are_every_layer_and_direction_in_network_order() {
     assert_eq!(Kernels::scalar().has_im2col(), ch7);
     let ch6 = ch7.then_some("train_step_catdog_ch6".to_string());
     let expected = expected.into_iter().filter(|&n| ch7 || n != "fc1_backward_update").flat_map(|n| {
-        let im2col = (ch7 && n.starts_with("conv") && n.ends_with("_forward")).then(|| format!("{n}_im2col"));
+        let im2col = (ch7 && n.starts_with("conv") && (n.ends_with("_forward") || n.ends_with("_backward_weight")))
+            .then(|| format!("{n}_im2col"));
         std::iter::once(n.to_string()).chain(im2col)
     });
     assert_eq!(names, expected.chain(ch6).collect::<Vec<_>>());
@@ -151,7 +152,13 @@ fn kernel_ops_cover_every_kernel_of_a_training_step() {
 #[test]
 fn only_keeps_the_ops_whose_name_contains_the_text() {
     let names = |only| filter_ops(report_ops(), only).into_iter().map(|op| op.name).collect::<Vec<_>>();
-    let conv2 = ["conv2_forward", "conv2_forward_im2col", "conv2_backward_input", "conv2_backward_weight"];
+    let conv2 = [
+        "conv2_forward",
+        "conv2_forward_im2col",
+        "conv2_backward_input",
+        "conv2_backward_weight",
+        "conv2_backward_weight_im2col",
+    ];
     let im2col = Kernels::scalar().has_im2col();
     assert_eq!(
         names(Some("conv2")),

@@ -1,5 +1,5 @@
-//! Chapter 7: the convolution by im2col and a packed matrix product, on every instruction set,
-//! against chapter 2's direct convolution, on shapes chosen to cross every edge of its blocks:
+//! Chapter 7: the convolution's forward pass and weight gradient by im2col and a matrix product,
+//! on every instruction set, against chapter 2's direct convolution, on shapes chosen to cross every edge of its blocks:
 //! more than one block of K (`9 * c_in > 128`), more than one block of rows (`h * w > 192`),
 //! rows that do not fill the last tile of `MR` rows, and columns that do not fill the last
 //! panel.
@@ -52,6 +52,30 @@ fn im2col_and_a_matrix_product_convolve_as_the_direct_kernel_does() {
     });
 }
 
+/// Every table's weight gradient by im2col, `A^T G` per image, is chapter 2's direct one up to
+/// the order of the sums, and overwrites both gradients (they start as NaN).
+#[test]
+fn the_weight_gradient_by_im2col_is_the_direct_one() {
+    let scalar = Kernels::scalar();
+    for_each_isa(|k| {
+        let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
+        let outcome = runner.run(&shapes(), |(s, seed)| {
+            let (x, g) = (rand_vec(s.input_len(), seed), rand_vec(s.output_len(), seed ^ 1));
+            let (mut gw, mut gb) = (vec![f32::NAN; s.weight_len()], vec![f32::NAN; s.c_out]);
+            let (mut want_w, mut want_b) = (vec![0.0; s.weight_len()], vec![0.0; s.c_out]);
+            prop_assert!(k.conv2d_backward_weight_im2col(&s, &x, &g, &mut gw, &mut gb).is_some());
+            scalar.conv2d_backward_weight(&s, &x, &g, &mut want_w, &mut want_b);
+            // Sums over every pixel of the batch, in another order.
+            let atol = sum_atol(s.n * s.h * s.w);
+            compare(&format!("weight {s:?}"), &gw, &want_w, atol, 1e-4).map_err(TestCaseError::fail)?;
+            compare(&format!("bias {s:?}"), &gb, &want_b, atol, 1e-4).map_err(TestCaseError::fail)
+        });
+        if let Err(e) = outcome {
+            panic!("{}: {e}", k.isa());
+        }
+    });
+}
+
 /// The channels of the cat/dog network's three convolutions on one small image, where the
 /// blocks are full-size: conv3's K = 576 is four blocks of 128 and one of 64, and its 16 x 17 =
 /// 272 rows one block of 192 and a part.
@@ -63,11 +87,22 @@ fn im2col_convolves_the_networks_layers() {
         let (x, w, b) = (rand_vec(s.input_len(), 7), rand_vec(s.weight_len(), 8), rand_vec(c_out, 9));
         let mut want = vec![0.0; s.output_len()];
         scalar.conv2d_forward(&s, &x, &w, &b, &mut want, true);
+        let g = rand_vec(s.output_len(), 10);
+        let (mut want_w, mut want_b) = (vec![0.0; s.weight_len()], vec![0.0; c_out]);
+        scalar.conv2d_backward_weight(&s, &x, &g, &mut want_w, &mut want_b);
         for_each_isa(|k| {
             let mut got = vec![f32::NAN; s.output_len()];
             assert!(k.conv2d_forward_im2col(&s, &x, &w, &b, &mut got, true).is_some());
             if let Err(e) = compare(&format!("{} im2col {s:?}", k.isa()), &got, &want, sum_atol(9 * c_in), 1e-4) {
                 panic!("{e}");
+            }
+            let (mut gw, mut gb) = (vec![f32::NAN; s.weight_len()], vec![f32::NAN; c_out]);
+            assert!(k.conv2d_backward_weight_im2col(&s, &x, &g, &mut gw, &mut gb).is_some());
+            let atol = sum_atol(s.h * s.w);
+            for (what, got, want) in [("weight", &gw, &want_w), ("bias", &gb, &want_b)] {
+                if let Err(e) = compare(&format!("{} im2col {what} {s:?}", k.isa()), got, want, atol, 1e-4) {
+                    panic!("{e}");
+                }
             }
         });
     }

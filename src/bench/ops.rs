@@ -161,6 +161,9 @@ pub enum OpKind {
     Conv2dForwardIm2col(Conv2dShape),
     Conv2dBackwardInput(Conv2dShape),
     Conv2dBackwardWeight(Conv2dShape),
+    /// Chapter 7: the same weight gradient by im2col and a matrix product
+    /// (`Kernels::conv2d_backward_weight_im2col`).
+    Conv2dBackwardWeightIm2col(Conv2dShape),
     MaxPool2dForward(Pool2dShape),
     MaxPool2dBackward {
         shape: Pool2dShape,
@@ -199,7 +202,8 @@ impl OpKind {
             OpKind::Conv2dForward(s)
             | OpKind::Conv2dForwardIm2col(s)
             | OpKind::Conv2dBackwardInput(s)
-            | OpKind::Conv2dBackwardWeight(s) => s.flops(),
+            | OpKind::Conv2dBackwardWeight(s)
+            | OpKind::Conv2dBackwardWeightIm2col(s) => s.flops(),
             OpKind::MaxPool2dForward(s) | OpKind::MaxPool2dBackward { shape: s, .. } => s.flops(),
             OpKind::LinearForward(s) | OpKind::LinearBackwardInput(s) | OpKind::LinearBackwardWeight(s) => s.flops(),
             OpKind::LinearBackward(s) => 2 * s.flops(),
@@ -227,6 +231,7 @@ impl OpKind {
             OpKind::Conv2dForwardIm2col(_) => "conv2d_forward_im2col",
             OpKind::Conv2dBackwardInput(_) => "conv2d_backward_input",
             OpKind::Conv2dBackwardWeight(_) => "conv2d_backward_weight",
+            OpKind::Conv2dBackwardWeightIm2col(_) => "conv2d_backward_weight_im2col",
             OpKind::MaxPool2dForward(_) => "max_pool2d_forward",
             OpKind::MaxPool2dBackward { .. } => "max_pool2d_backward",
             OpKind::LinearForward(_) => "linear_forward",
@@ -292,6 +297,9 @@ pub fn report_ops() -> Vec<Op> {
                     ops.push(op("backward_input", OpKind::Conv2dBackwardInput(s)));
                 }
                 ops.push(op("backward_weight", OpKind::Conv2dBackwardWeight(s)));
+                if Kernels::scalar().has_im2col() {
+                    ops.push(op("backward_weight_im2col", OpKind::Conv2dBackwardWeightIm2col(s)));
+                }
             }
             LayerShape::MaxPool2d { shape, fuse_relu } => {
                 ops.push(op("forward", OpKind::MaxPool2dForward(shape)));
@@ -397,6 +405,7 @@ enum State {
     },
     Conv2dBackwardWeight {
         s: Conv2dShape,
+        im2col: bool,
         input: Tensor,
         grad_output: Tensor,
         grad_weight: Tensor,
@@ -485,8 +494,9 @@ impl Workload {
                 weight: random(s.weight_len(), rng),
                 grad_input: zeros(s.input_len()),
             },
-            OpKind::Conv2dBackwardWeight(s) => State::Conv2dBackwardWeight {
+            OpKind::Conv2dBackwardWeight(s) | OpKind::Conv2dBackwardWeightIm2col(s) => State::Conv2dBackwardWeight {
                 s,
+                im2col: matches!(kind, OpKind::Conv2dBackwardWeightIm2col(_)),
                 input: random(s.input_len(), rng),
                 grad_output: random(s.output_len(), rng),
                 grad_weight: zeros(s.weight_len()),
@@ -560,13 +570,16 @@ impl Workload {
             State::Conv2dBackwardInput { s, grad_output, weight, grad_input } => {
                 k.conv2d_backward_input(s, grad_output.as_slice(), weight.as_slice(), grad_input.as_mut_slice())
             }
-            State::Conv2dBackwardWeight { s, input, grad_output, grad_weight, grad_bias } => k.conv2d_backward_weight(
-                s,
-                input.as_slice(),
-                grad_output.as_slice(),
-                grad_weight.as_mut_slice(),
-                grad_bias.as_mut_slice(),
-            ),
+            State::Conv2dBackwardWeight { s, im2col, input, grad_output, grad_weight, grad_bias } => {
+                let (input, grad_output) = (input.as_slice(), grad_output.as_slice());
+                let (grad_weight, grad_bias) = (grad_weight.as_mut_slice(), grad_bias.as_mut_slice());
+                if *im2col {
+                    k.conv2d_backward_weight_im2col(s, input, grad_output, grad_weight, grad_bias)
+                        .expect("report_ops lists the im2col pass only where every table has it");
+                } else {
+                    k.conv2d_backward_weight(s, input, grad_output, grad_weight, grad_bias)
+                }
+            }
             State::MaxPool2dForward { s, input, output } => {
                 k.max_pool2d_forward(s, input.as_slice(), output.as_mut_slice())
             }

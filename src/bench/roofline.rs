@@ -28,6 +28,9 @@ pub fn min_floats(kind: &OpKind) -> Option<u64> {
         }
         OpKind::Conv2dBackwardInput(s) => s.output_len() + s.weight_len() + s.input_len(),
         OpKind::Conv2dBackwardWeight(s) => s.input_len() + s.output_len() + s.weight_len() + s.c_out,
+        OpKind::Conv2dBackwardWeightIm2col(s) => {
+            s.input_len() + s.output_len() + s.weight_len() + s.c_out + 2 * 9 * s.input_len()
+        }
         OpKind::MaxPool2dForward(s) => s.input_len() + s.output_len(),
         // Input, output and output gradient read, input gradient written.
         OpKind::MaxPool2dBackward { shape: s, .. } => 2 * s.input_len() + 2 * s.output_len(),

@@ -140,18 +140,26 @@ fn linear_update(isa: Isa) -> Option<LinearBackwardUpdateFn> {
     }
 }
 
-/// Chapter 7: the convolution by im2col and a packed matrix product, for each compiled
-/// instruction set.
-fn im2col(isa: Isa) -> Option<Conv2dForwardFn> {
+/// Chapter 7: the convolution's forward pass and weight gradient by im2col and a matrix product.
+pub(crate) struct Im2col {
+    pub(crate) forward: Conv2dForwardFn,
+    pub(crate) backward_weight: Conv2dBackwardWeightFn,
+}
+
+/// Chapter 7: the im2col passes, for each compiled instruction set.
+fn im2col(isa: Isa) -> Option<&'static Im2col> {
     match isa {
         #[cfg(feature = "ch7")]
-        Isa::Scalar => Some(super::scalar::conv2d_forward_im2col),
+        Isa::Scalar => Some(&Im2col {
+            forward: super::scalar::conv2d_forward_im2col,
+            backward_weight: super::scalar::conv2d_backward_weight_im2col,
+        }),
         #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
-        Isa::Sse => Some(super::x86::im2col::sse),
+        Isa::Sse => Some(&super::x86::im2col::SSE),
         #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
-        Isa::Avx2 => Some(super::x86::im2col::avx2),
+        Isa::Avx2 => Some(&super::x86::im2col::AVX2),
         #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
-        Isa::Avx512 => Some(super::x86::im2col::avx512),
+        Isa::Avx512 => Some(&super::x86::im2col::AVX512),
         #[allow(unreachable_patterns)]
         _ => None,
     }
@@ -222,9 +230,26 @@ impl Kernels {
         fuse_relu: bool,
     ) -> Option<()> {
         shape.check_forward(input, weight, bias, output);
-        let f = im2col(self.isa)?;
+        let f = im2col(self.isa)?.forward;
         // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
         unsafe { f(shape, input, weight, bias, output, fuse_relu) };
+        Some(())
+    }
+
+    /// Chapter 7: [`Kernels::conv2d_backward_weight`] by im2col and a matrix product per image,
+    /// `A^T G`, for comparison. `None` before chapter 7.
+    pub fn conv2d_backward_weight_im2col(
+        &self,
+        shape: &Conv2dShape,
+        input: &[f32],
+        grad_output: &[f32],
+        grad_weight: &mut [f32],
+        grad_bias: &mut [f32],
+    ) -> Option<()> {
+        shape.check_backward_weight(input, grad_output, grad_weight, grad_bias);
+        let f = im2col(self.isa)?.backward_weight;
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { f(shape, input, grad_output, grad_weight, grad_bias) };
         Some(())
     }
 

@@ -23,6 +23,11 @@
 //!
 //! The micro-kernel is the whole computation: `MR * NV` accumulators, and at each of the KC
 //! steps `NV` loads of B, `MR` broadcasts of A and `MR * NV` multiply-adds.
+//!
+//! The weight gradient is a product too, `grad_weight [K, c_out] = A^T G` with `G` the output
+//! gradient `[h*w, c_out]`, summed over the images: the same micro-kernel, reading `A` by columns
+//! (`MR` neighbouring floats of one row of `A` per step) and `G` in place, its sum running over
+//! the pixels in blocks of `KC`.
 
 use crate::kernels::Conv2dShape;
 use crate::kernels::scalar::im2col;
@@ -91,6 +96,69 @@ pub(crate) fn conv2d_forward_im2col<S: SimdF32, const MR: usize, const NV: usize
 }
 // ANCHOR_END: conv2d_forward_im2col
 
+// ANCHOR: backward_weight_im2col
+/// `grad_weight = sum over images of A^T G` and `grad_bias = sum of G's rows`, overwriting both:
+/// the weight gradient as one matrix product per image, `[K, h*w] x [h*w, c_out]`, whose sum
+/// runs over the image's pixels. `A^T`'s rows are `A`'s columns, so the micro-kernel reads
+/// `MR` neighbouring floats of one row of `A` at each step (`AT`).
+#[inline(always)]
+pub(crate) fn conv2d_backward_weight_im2col<S: SimdF32, const MR: usize, const NV: usize>(
+    s: S,
+    shape: &Conv2dShape,
+    input: &[f32],
+    grad_output: &[f32],
+    grad_weight: &mut [f32],
+    grad_bias: &mut [f32],
+) {
+    shape.check_backward_weight(input, grad_output, grad_weight, grad_bias);
+    let Conv2dShape { n, h, w, c_in, c_out } = *shape;
+    let (m, k) = (h * w, 9 * c_in);
+    let nr = NV * S::LANES;
+    grad_weight.fill(0.0);
+    grad_bias.fill(0.0);
+    let mut edge = AlignedVec::zeros(MR * nr);
+    // G's rows are read in place when c_out is a whole number of panels, else from a copy
+    // padded to one.
+    let ldb = c_out.next_multiple_of(nr);
+    let mut padded = AlignedVec::zeros(if ldb == c_out { 0 } else { m * ldb });
+    // The last rows of A^T read up to MR - 1 floats past the end of A (into rows of C that are
+    // not kept): they are there, and zero.
+    let len = m * k + MR;
+    let mut cols = COLS.with(RefCell::take);
+    if cols.len() < len {
+        cols = AlignedVec::zeros(len);
+    }
+    let a = &mut cols[..len];
+    a[m * k..].fill(0.0);
+    for img in 0..n {
+        im2col(shape, &input[img * m * c_in..][..m * c_in], &mut a[..m * k]);
+        let mut g = &grad_output[img * m * c_out..][..m * c_out];
+        for row in g.chunks_exact(c_out) {
+            grad_bias.iter_mut().zip(row).for_each(|(b, &v)| *b += v);
+        }
+        if ldb != c_out {
+            for (dst, src) in padded.chunks_exact_mut(ldb).zip(g.chunks_exact(c_out)) {
+                dst[..c_out].copy_from_slice(src);
+            }
+            g = &padded;
+        }
+        for pc in (0..m).step_by(KC) {
+            let kc = KC.min(m - pc);
+            for row in (0..k).step_by(MR) {
+                for col in (0..c_out).step_by(nr) {
+                    // Pixels pc..pc+kc: columns row..row+MR of A's rows, columns col..col+nr
+                    // of G's.
+                    let steps = Steps { kc, a: &a[pc * k + row..], lda: k, b: &g[pc * ldb + col..], ldb };
+                    let t = Tile { row, col, rows: MR.min(k - row), cols: nr.min(c_out - col) };
+                    tile::<S, MR, NV, true>(s, steps, None, grad_weight, c_out, t, false, &mut edge);
+                }
+            }
+        }
+    }
+    COLS.with(|slot| slot.replace(cols));
+}
+// ANCHOR_END: backward_weight_im2col
+
 /// B `[k, n]` as panels of `nr` columns, each `[k][nr]` and zero-padded past `n`.
 fn pack_b(b: &[f32], k: usize, n: usize, nr: usize) -> AlignedVec {
     let panels = n.div_ceil(nr);
@@ -143,57 +211,68 @@ impl Product {
                     let b = &packed_b[(panel * k + pc) * nr..][..kc * nr];
                     let bias = first.then(|| &bias_p[col..col + nr]);
                     for row in (ic..ic + mc).step_by(MR) {
-                        // Columns pc..pc+kc of rows row..row+MR.
-                        let a_micro = &a[row * k + pc..][..(MR - 1) * k + kc];
-                        let tile = Tile { row, col, rows: MR.min(m - row), cols: nr.min(n - col) };
-                        self.tile::<S, MR, NV>(s, kc, a_micro, b, bias, c, tile, relu && last, edge);
+                        // Columns pc..pc+kc of rows row..row+MR of A.
+                        let steps = Steps { kc, a: &a[row * k + pc..], lda: k, b, ldb: nr };
+                        let t = Tile { row, col, rows: MR.min(m - row), cols: nr.min(n - col) };
+                        tile::<S, MR, NV, false>(s, steps, bias, c, n, t, relu && last, edge);
                     }
                 }
             }
         }
     }
     // ANCHOR_END: gemm_loops
+}
 
-    /// One `MR x nr` tile of C at `(t.row, t.col)`, of which `t.rows x t.cols` are inside C:
-    /// computed in place when it is whole, else in `edge` and copied.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn tile<S: SimdF32, const MR: usize, const NV: usize>(
-        self,
-        s: S,
-        kc: usize,
-        a: &[f32],
-        b: &[f32],
-        bias: Option<&[f32]>,
-        c: &mut [f32],
-        t: Tile,
-        relu: bool,
-        edge: &mut [f32],
-    ) {
-        let (n, nr, k) = (self.n, self.nr, self.k);
-        // What the micro-kernel reads: MR rows of kc floats of A at a stride of k, kc rows of
-        // nr floats of B, nr floats of bias.
-        assert!(nr == NV * S::LANES && a.len() == (MR - 1) * k + kc && b.len() == kc * nr);
-        assert!(bias.is_none_or(|bias| bias.len() == nr));
-        if t.rows == MR && t.cols == nr {
-            let c = &mut c[t.row * n + t.col..][..(MR - 1) * n + nr];
-            // SAFETY: `a`, `b` and `bias` hold what the micro-kernel reads (asserted above); the
-            // tile's MR rows of nr floats at stride n are inside `c` (sliced to their extent).
-            unsafe { micro_kernel::<S, MR, NV>(s, kc, a.as_ptr(), k, b.as_ptr(), bias, c.as_mut_ptr(), n, relu) }
-        } else {
-            // A tile past the last row or column of C: the same micro-kernel on a whole tile in
-            // `edge`, which starts as the part of C that exists, and of which that part is kept.
-            let edge = &mut edge[..MR * nr];
-            if bias.is_none() {
-                for r in 0..t.rows {
-                    edge[r * nr..][..t.cols].copy_from_slice(&c[(t.row + r) * n + t.col..][..t.cols]);
-                }
-            }
-            // SAFETY: as above, with the MR rows of nr floats at stride nr that `edge` holds.
-            unsafe { micro_kernel::<S, MR, NV>(s, kc, a.as_ptr(), k, b.as_ptr(), bias, edge.as_mut_ptr(), nr, relu) }
+/// What a tile's micro-kernel reads: `kc` steps of `A` (`MR` rows of `kc` floats at a stride of
+/// `lda`, or with `AT` the transpose: `kc` rows of `MR` floats at a stride of `lda`) and of `B`
+/// (`kc` rows of `NV` vectors at a stride of `ldb`).
+#[derive(Clone, Copy)]
+struct Steps<'a> {
+    kc: usize,
+    a: &'a [f32],
+    lda: usize,
+    b: &'a [f32],
+    ldb: usize,
+}
+
+/// One `MR x nr` tile of C (`ldc` floats a row) at `(t.row, t.col)`, of which `t.rows x t.cols`
+/// are inside C: computed in place when it is whole, else in `edge` and copied.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tile<S: SimdF32, const MR: usize, const NV: usize, const AT: bool>(
+    s: S,
+    steps: Steps,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+    t: Tile,
+    relu: bool,
+    edge: &mut [f32],
+) {
+    let Steps { kc, a, lda, b, ldb } = steps;
+    let nr = NV * S::LANES;
+    // What the micro-kernel reads, and the bias's nr floats.
+    let a_extent = if AT { (kc - 1) * lda + MR } else { (MR - 1) * lda + kc };
+    assert!(kc > 0 && a.len() >= a_extent && b.len() >= (kc - 1) * ldb + nr);
+    assert!(bias.is_none_or(|bias| bias.len() == nr));
+    if t.rows == MR && t.cols == nr {
+        let c = &mut c[t.row * ldc + t.col..][..(MR - 1) * ldc + nr];
+        // SAFETY: `a`, `b` and `bias` hold what the micro-kernel reads (asserted above); the
+        // tile's MR rows of nr floats at stride ldc are inside `c` (sliced to their extent).
+        unsafe { micro_kernel::<S, MR, NV, AT>(s, steps, bias, c.as_mut_ptr(), ldc, relu) }
+    } else {
+        // A tile past the last row or column of C: the same micro-kernel on a whole tile in
+        // `edge`, which starts as the part of C that exists, and of which that part is kept.
+        let edge = &mut edge[..MR * nr];
+        if bias.is_none() {
             for r in 0..t.rows {
-                c[(t.row + r) * n + t.col..][..t.cols].copy_from_slice(&edge[r * nr..][..t.cols]);
+                edge[r * nr..][..t.cols].copy_from_slice(&c[(t.row + r) * ldc + t.col..][..t.cols]);
             }
+        }
+        // SAFETY: as above, with the MR rows of nr floats at stride nr that `edge` holds.
+        unsafe { micro_kernel::<S, MR, NV, AT>(s, steps, bias, edge.as_mut_ptr(), nr, relu) }
+        for r in 0..t.rows {
+            c[(t.row + r) * ldc + t.col..][..t.cols].copy_from_slice(&edge[r * nr..][..t.cols]);
         }
     }
 }
@@ -209,26 +288,25 @@ struct Tile {
 
 // ANCHOR: micro_kernel
 /// `C[MR x NV vectors] = (bias, or C when there is none) + A B` over `kc` steps, then
-/// `max(C, 0)` if `relu`.
+/// `max(C, 0)` if `relu`. With `AT`, `A` is stored transposed (the weight gradient's `A^T G`).
 ///
 /// # Safety
-/// `a` is valid for `MR` rows of `kc` floats at a stride of `lda`, `b` for `kc * NV * LANES`
-/// (`[kc][NV vectors]`), `c` for `MR` rows of `NV` vectors at a stride of `ldc` floats, and
-/// `bias`, when given, holds `NV` vectors.
+/// `steps.a` and `steps.b` hold what [`Steps`] says the `kc` steps read, `c` is valid for `MR`
+/// rows of `NV` vectors at a stride of `ldc` floats, and `bias`, when given, holds `NV` vectors.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn micro_kernel<S: SimdF32, const MR: usize, const NV: usize>(
+unsafe fn micro_kernel<S: SimdF32, const MR: usize, const NV: usize, const AT: bool>(
     s: S,
-    kc: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
+    steps: Steps,
     bias: Option<&[f32]>,
     c: *mut f32,
     ldc: usize,
     relu: bool,
 ) {
     let l = S::LANES;
+    let Steps { kc, lda, ldb, .. } = steps;
+    let (a, b) = (steps.a.as_ptr(), steps.b.as_ptr());
+    // Where value (i, p) of the tile's A is: row i, step p.
+    let (row_stride, step_stride) = if AT { (1, lda) } else { (lda, 1) };
     // SAFETY: every pointer below stays inside the extents the caller guarantees.
     unsafe {
         // Plain loops, no `std::array::from_fn`: its closure gets no instruction set of its own
@@ -245,10 +323,10 @@ unsafe fn micro_kernel<S: SimdF32, const MR: usize, const NV: usize>(
         for p in 0..kc {
             let mut bv = [s.zero(); NV];
             for j in 0..NV {
-                bv[j] = s.load(b.add((p * NV + j) * l));
+                bv[j] = s.load(b.add(p * ldb + j * l));
             }
             for i in 0..MR {
-                let ai = s.splat(*a.add(i * lda + p));
+                let ai = s.splat(*a.add(i * row_stride + p * step_stride));
                 for j in 0..NV {
                     acc[i][j] = s.mul_add(ai, bv[j], acc[i][j]);
                 }

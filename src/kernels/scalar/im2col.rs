@@ -44,6 +44,33 @@ pub(crate) fn im2col(shape: &Conv2dShape, input: &[f32], cols: &mut [f32]) {
 }
 // ANCHOR_END: im2col
 
+/// [`super::conv2d_backward_weight`] by im2col and a plain matrix product, one image at a time:
+/// for each row of `A` and of `G`, `grad_weight[k] += A[row, k] * G[row]`.
+pub fn conv2d_backward_weight_im2col(
+    s: &Conv2dShape,
+    input: &[f32],
+    grad_output: &[f32],
+    grad_weight: &mut [f32],
+    grad_bias: &mut [f32],
+) {
+    s.check_backward_weight(input, grad_output, grad_weight, grad_bias);
+    let Conv2dShape { n, h, w, c_in, c_out } = *s;
+    let k = 9 * c_in;
+    grad_weight.fill(0.0);
+    grad_bias.fill(0.0);
+    let mut cols = vec![0.0; h * w * k];
+    for img in 0..n {
+        im2col(s, &input[img * h * w * c_in..][..h * w * c_in], &mut cols);
+        let g = &grad_output[img * h * w * c_out..][..h * w * c_out];
+        for (a_row, g_row) in cols.chunks_exact(k).zip(g.chunks_exact(c_out)) {
+            grad_bias.iter_mut().zip(g_row).for_each(|(b, &v)| *b += v);
+            for (&a, gw_row) in a_row.iter().zip(grad_weight.chunks_exact_mut(c_out)) {
+                gw_row.iter_mut().zip(g_row).for_each(|(gw, &v)| *gw += a * v);
+            }
+        }
+    }
+}
+
 /// [`super::conv2d_forward`] by im2col and a plain matrix product, one image at a time: for
 /// each row of `A`, `C[row] = bias + sum over k of A[row, k] * B[k]`.
 pub fn conv2d_forward_im2col(

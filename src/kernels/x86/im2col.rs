@@ -5,22 +5,23 @@
 use super::avx2::Avx2;
 use super::avx512::Avx512;
 use super::sse::Sse;
+use crate::kernels::table::Im2col;
 use crate::kernels::{Conv2dShape, generic};
 
-/// The im2col convolution for one instruction set with an `mr` x `nv`-vector micro-kernel.
+/// The im2col passes for one instruction set with an `mr` x `nv`-vector micro-kernel.
 macro_rules! im2col {
-    ($isa:ident, $simd:ident, $feature:literal, $mr:literal, $nv:literal) => {
-        #[target_feature(enable = $feature)]
-        pub(crate) fn $isa(
-            s: &Conv2dShape,
-            input: &[f32],
-            weight: &[f32],
-            bias: &[f32],
-            output: &mut [f32],
-            fuse_relu: bool,
-        ) {
-            generic::conv2d_forward_im2col::<_, $mr, $nv>($simd::new(), s, input, weight, bias, output, fuse_relu)
-        }
+    ($table:ident, $simd:ident, $feature:literal, $mr:literal, $nv:literal) => {
+        pub(crate) static $table: Im2col = {
+            #[target_feature(enable = $feature)]
+            fn forward(s: &Conv2dShape, input: &[f32], weight: &[f32], bias: &[f32], output: &mut [f32], relu: bool) {
+                generic::conv2d_forward_im2col::<_, $mr, $nv>($simd::new(), s, input, weight, bias, output, relu)
+            }
+            #[target_feature(enable = $feature)]
+            fn backward_weight(s: &Conv2dShape, x: &[f32], g: &[f32], gw: &mut [f32], gb: &mut [f32]) {
+                generic::conv2d_backward_weight_im2col::<_, $mr, $nv>($simd::new(), s, x, g, gw, gb)
+            }
+            Im2col { forward, backward_weight }
+        };
     };
 }
 
@@ -28,7 +29,7 @@ macro_rules! im2col {
 // AVX-512: 12 x 2 (24 of the 32 registers; 32 columns, conv1's whole width). AVX2: 6 x 2, the
 // classic 6 x 16 of BLIS on Haswell (12 of 16). SSE, which has no fused multiply-add and needs
 // a register for each product: 4 x 2.
-im2col!(sse, Sse, "sse2", 4, 2);
-im2col!(avx2, Avx2, "avx2,fma", 6, 2);
-im2col!(avx512, Avx512, "avx512f", 12, 2);
+im2col!(SSE, Sse, "sse2", 4, 2);
+im2col!(AVX2, Avx2, "avx2,fma", 6, 2);
+im2col!(AVX512, Avx512, "avx512f", 12, 2);
 // ANCHOR_END: im2col_tiles
