@@ -223,18 +223,6 @@ impl Product {
     // ANCHOR_END: gemm_loops
 }
 
-/// What a tile's micro-kernel reads: `kc` steps of `A` (`MR` rows of `kc` floats at a stride of
-/// `lda`, or with `AT` the transpose: `kc` rows of `MR` floats at a stride of `lda`) and of `B`
-/// (`kc` rows of `NV` vectors at a stride of `ldb`).
-#[derive(Clone, Copy)]
-struct Steps<'a> {
-    kc: usize,
-    a: &'a [f32],
-    lda: usize,
-    b: &'a [f32],
-    ldb: usize,
-}
-
 /// One `MR x nr` tile of C (`ldc` floats a row) at `(t.row, t.col)`, of which `t.rows x t.cols`
 /// are inside C: computed in place when it is whole, else in `edge` and copied.
 #[inline(always)]
@@ -287,6 +275,18 @@ struct Tile {
 }
 
 // ANCHOR: micro_kernel
+/// What a tile's micro-kernel reads: `kc` steps of `A` (`MR` rows of `kc` floats at a stride of
+/// `lda`, or with `AT` the transpose: `kc` rows of `MR` floats at a stride of `lda`) and of `B`
+/// (`kc` rows of `NV` vectors at a stride of `ldb`).
+#[derive(Clone, Copy)]
+struct Steps<'a> {
+    kc: usize,
+    a: &'a [f32],
+    lda: usize,
+    b: &'a [f32],
+    ldb: usize,
+}
+
 /// `C[MR x NV vectors] = (bias, or C when there is none) + A B` over `kc` steps, then
 /// `max(C, 0)` if `relu`. With `AT`, `A` is stored transposed (the weight gradient's `A^T G`).
 ///
