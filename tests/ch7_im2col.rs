@@ -1,8 +1,7 @@
 //! Chapter 7: the convolution's forward pass and weight gradient by im2col and a matrix product,
-//! on every instruction set, against chapter 2's direct convolution, on shapes chosen to cross every edge of its blocks:
-//! more than one block of K (`9 * c_in > 128`), more than one block of rows (`h * w > 192`),
-//! rows that do not fill the last tile of `MR` rows, and columns that do not fill the last
-//! panel.
+//! on every instruction set, against chapter 2's direct convolution, on shapes chosen to cross
+//! every edge of their blocks: more than one block of K (`9 * c_in > 128`) and of rows or
+//! pixels (`h * w > 128` and `> 192`), tiles that rows or channels leave part empty.
 mod common;
 
 use common::{compare, for_each_isa, rand_vec, sum_atol};

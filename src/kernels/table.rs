@@ -211,8 +211,8 @@ impl Kernels {
     }
     // ANCHOR_END: safe_method
 
-    /// Chapter 7: whether this table has [`Kernels::conv2d_forward_im2col`] (from `ch7` on,
-    /// every table).
+    /// Chapter 7: whether this table has [`Kernels::conv2d_forward_im2col`] and
+    /// [`Kernels::conv2d_backward_weight_im2col`] (from `ch7` on, every table).
     pub fn has_im2col(&self) -> bool {
         im2col(self.isa).is_some()
     }

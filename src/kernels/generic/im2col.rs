@@ -26,8 +26,9 @@
 //!
 //! The weight gradient is a product too, `grad_weight [K, c_out] = A^T G` with `G` the output
 //! gradient `[h*w, c_out]`, summed over the images: the same micro-kernel, reading `A` by columns
-//! (`MR` neighbouring floats of one row of `A` per step) and `G` in place, its sum running over
-//! the pixels in blocks of `KC`.
+//! (`MR` neighbouring floats of one row of `A` per step) and `G` in place (or from a copy padded
+//! to whole panels when `c_out` is not a multiple of `NR`), its sum running over the pixels in
+//! blocks of `KC`.
 
 use crate::kernels::Conv2dShape;
 use crate::kernels::scalar::im2col;
@@ -36,9 +37,10 @@ use crate::tensor::AlignedVec;
 use std::cell::RefCell;
 
 // ANCHOR: blocking
-/// Rows of B, and columns of A, per block: a panel's block is `KC * NR` floats (16 KB with
-/// AVX-512's 32 columns), which stays in the L1 while the micro-kernel runs down every `MR`
-/// rows of A's block.
+/// Steps of the micro-kernel per block. In the forward pass, rows of B and columns of A: a
+/// panel's block is `KC * NR` floats (16 KB with AVX-512's 32 columns), which stays in the L1
+/// while the micro-kernel runs down every `MR` rows of A's block. In the weight gradient,
+/// pixels: rows of A and of G.
 const KC: usize = 128;
 /// Rows of A per block: `MC * KC` floats of A (96 KB), which stay in the L2 while every panel
 /// of B passes over them. A multiple of every tile's MR (12, 6 and 4).
@@ -171,7 +173,7 @@ fn pack_b(b: &[f32], k: usize, n: usize, nr: usize) -> AlignedVec {
     packed
 }
 
-/// The sizes of one image's product `C [m, n] = A [m, k] B [k, n]`.
+/// The sizes of one image's product in the forward pass, `C [m, n] = A [m, k] B [k, n]`.
 #[derive(Clone, Copy)]
 struct Product {
     m: usize,
@@ -240,8 +242,9 @@ fn tile<S: SimdF32, const MR: usize, const NV: usize, const AT: bool>(
     let Steps { kc, a, lda, b, ldb } = steps;
     let nr = NV * S::LANES;
     // What the micro-kernel reads, and the bias's nr floats.
+    assert!(kc > 0);
     let a_extent = if AT { (kc - 1) * lda + MR } else { (MR - 1) * lda + kc };
-    assert!(kc > 0 && a.len() >= a_extent && b.len() >= (kc - 1) * ldb + nr);
+    assert!(a.len() >= a_extent && b.len() >= (kc - 1) * ldb + nr);
     assert!(bias.is_none_or(|bias| bias.len() == nr));
     if t.rows == MR && t.cols == nr {
         let c = &mut c[t.row * ldc + t.col..][..(MR - 1) * ldc + nr];

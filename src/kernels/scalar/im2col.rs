@@ -1,4 +1,5 @@
-//! Chapter 7: the convolution as one matrix product, the way most frameworks compute it.
+//! Chapter 7: the convolution as one matrix product, the way most frameworks compute it (and its
+//! weight gradient as another, `A^T G`).
 //!
 //! im2col ("image to columns") copies, for every output pixel, the 3x3 window of input pixels it
 //! reads into one row of a matrix `A [h*w, 9*c_in]`, with zeros where the window leaves the

@@ -1,6 +1,6 @@
-//! Chapter 7: the convolution by im2col and a packed matrix product, compiled for each x86
-//! instruction set with a micro-kernel of `MR` rows by `NV` vectors that fits its registers:
-//! `MR * NV` accumulators, `NV` vectors of B and one broadcast of A.
+//! Chapter 7: the convolution's forward pass and weight gradient by im2col and a matrix product,
+//! compiled for each x86 instruction set with a micro-kernel of `MR` rows by `NV` vectors that
+//! fits its registers: `MR * NV` accumulators, `NV` vectors of B and one broadcast of A.
 
 use super::avx2::Avx2;
 use super::avx512::Avx512;
