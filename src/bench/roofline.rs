@@ -11,6 +11,7 @@
 use super::memory::Memory;
 use super::ops::{CATDOG_IMAGE, LayerShape, Model, Op, OpKind};
 use super::report::{Report, RooflinePoint, fmt_percent, fmt_rate, isa_label};
+use crate::kernels::Conv2dShape;
 use crate::model::{CATDOG, CATDOG_CHANNELS, Plan, StepOp};
 use std::fmt::Write as _;
 
@@ -21,15 +22,12 @@ use std::fmt::Write as _;
 pub fn min_floats(kind: &OpKind) -> Option<u64> {
     let floats = match *kind {
         OpKind::Conv2dForward(s) => s.input_len() + s.weight_len() + s.c_out + s.output_len(),
-        // The direct pass's, and im2col's matrix written and read back: nine taps of every
-        // pixel's channels.
-        OpKind::Conv2dForwardIm2col(s) => {
-            s.input_len() + s.weight_len() + s.c_out + s.output_len() + 2 * 9 * s.input_len()
-        }
+        // The direct pass's bytes and im2col's matrix.
+        OpKind::Conv2dForwardIm2col(s) => return min_floats(&OpKind::Conv2dForward(s)).map(|f| f + im2col_floats(&s)),
         OpKind::Conv2dBackwardInput(s) => s.output_len() + s.weight_len() + s.input_len(),
         OpKind::Conv2dBackwardWeight(s) => s.input_len() + s.output_len() + s.weight_len() + s.c_out,
         OpKind::Conv2dBackwardWeightIm2col(s) => {
-            s.input_len() + s.output_len() + s.weight_len() + s.c_out + 2 * 9 * s.input_len()
+            return min_floats(&OpKind::Conv2dBackwardWeight(s)).map(|f| f + im2col_floats(&s));
         }
         OpKind::MaxPool2dForward(s) => s.input_len() + s.output_len(),
         // Input, output and output gradient read, input gradient written.
@@ -55,6 +53,11 @@ pub fn min_floats(kind: &OpKind) -> Option<u64> {
     Some(floats as u64)
 }
 // ANCHOR_END: min_floats
+
+/// im2col's matrix of `s`, written once and read once: nine taps of every pixel's channels.
+fn im2col_floats(s: &Conv2dShape) -> u64 {
+    2 * 9 * s.input_len() as u64
+}
 
 /// Bytes an op moves at least: [`min_floats`] of 4 bytes.
 pub fn min_bytes(kind: &OpKind) -> Option<u64> {
