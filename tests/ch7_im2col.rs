@@ -106,3 +106,29 @@ fn im2col_convolves_the_networks_layers() {
         });
     }
 }
+
+/// Shapes with nothing in them (no pixels, no input or no output channels) are not errors: every
+/// table's im2col passes write what chapter 2's direct kernels write (with no input channel,
+/// every output is its bias; with no pixel, the gradients are zero), and do not panic.
+#[test]
+fn empty_shapes_give_what_the_direct_kernels_give() {
+    let scalar = Kernels::scalar();
+    let shapes = [(1, 2, 3, 0, 5), (1, 2, 3, 4, 0), (2, 0, 3, 4, 5), (1, 3, 0, 4, 5), (0, 2, 3, 4, 5)];
+    for (n, h, w, c_in, c_out) in shapes {
+        let s = Conv2dShape { n, h, w, c_in, c_out };
+        let (x, wt, b, g) =
+            (rand_vec(s.input_len(), 1), rand_vec(s.weight_len(), 2), rand_vec(c_out, 3), rand_vec(s.output_len(), 4));
+        let mut want = vec![0.0; s.output_len()];
+        scalar.conv2d_forward(&s, &x, &wt, &b, &mut want, false);
+        let (mut want_w, mut want_b) = (vec![0.0; s.weight_len()], vec![0.0; c_out]);
+        scalar.conv2d_backward_weight(&s, &x, &g, &mut want_w, &mut want_b);
+        for_each_isa(|k| {
+            let mut got = vec![f32::NAN; s.output_len()];
+            assert!(k.conv2d_forward_im2col(&s, &x, &wt, &b, &mut got, false).is_some());
+            assert_eq!(got, want, "{} forward {s:?}", k.isa());
+            let (mut gw, mut gb) = (vec![f32::NAN; s.weight_len()], vec![f32::NAN; c_out]);
+            assert!(k.conv2d_backward_weight_im2col(&s, &x, &g, &mut gw, &mut gb).is_some());
+            assert_eq!((&gw, &gb), (&want_w, &want_b), "{} weight gradient {s:?}", k.isa());
+        });
+    }
+}

@@ -69,25 +69,26 @@ pub(crate) fn conv2d_forward_im2col<S: SimdF32, const MR: usize, const NV: usize
     shape.check_forward(input, weight, bias, output);
     let Conv2dShape { n, h, w, c_in, c_out } = *shape;
     let (m, k) = (h * w, 9 * c_in);
+    if output.is_empty() {
+        return;
+    }
+    if k == 0 {
+        // No input channel: every output is its bias.
+        for pixel in output.chunks_exact_mut(c_out) {
+            pixel.iter_mut().zip(bias).for_each(|(o, &b)| *o = if relu { b.max(0.0) } else { b });
+        }
+        return;
+    }
     let nr = NV * S::LANES;
     let panels = c_out.div_ceil(nr);
     let packed_b = pack_b(weight, k, c_out, nr);
     let mut bias_p = AlignedVec::zeros(panels * nr);
     bias_p[..c_out].copy_from_slice(bias);
     let mut edge = AlignedVec::zeros(MR * nr);
-    // Taken out of the thread's slot and put back after, not used inside `COLS.with`. A closure
-    // is a function of its own, with the instruction sets of the function it is written in, and
-    // this one has none of its own: it gets AVX-512 by being inlined into a `#[target_feature]`
-    // wrapper. A closure as large as the whole product is not inlined, and every vector method
-    // in it would be a call (AVX-512 ran at 2.2 GFLOP/s that way).
-    let len = m.div_ceil(MR) * MR * k;
-    let mut cols = COLS.with(RefCell::take);
-    if cols.len() < len {
-        cols = AlignedVec::zeros(len);
-    }
-    let a = &mut cols[..len];
     // The rows past the last pixel, which the last micro-tile reads, are zero.
-    a[m * k..].fill(0.0);
+    let len = m.div_ceil(MR) * MR * k;
+    let mut cols = take_cols(m * k, len);
+    let a = &mut cols[..len];
     for img in 0..n {
         im2col(shape, &input[img * m * c_in..][..m * c_in], &mut a[..m * k]);
         let c = &mut output[img * m * c_out..][..m * c_out];
@@ -118,6 +119,9 @@ pub(crate) fn conv2d_backward_weight_im2col<S: SimdF32, const MR: usize, const N
     let nr = NV * S::LANES;
     grad_weight.fill(0.0);
     grad_bias.fill(0.0);
+    if grad_output.is_empty() {
+        return; // no pixel or no output channel: nothing to sum
+    }
     let mut edge = AlignedVec::zeros(MR * nr);
     // G's rows are read in place when c_out is a whole number of panels, else from a copy
     // padded to one.
@@ -126,12 +130,8 @@ pub(crate) fn conv2d_backward_weight_im2col<S: SimdF32, const MR: usize, const N
     // The last rows of A^T read up to MR - 1 floats past the end of A (into rows of C that are
     // not kept): they are there, and zero.
     let len = m * k + MR;
-    let mut cols = COLS.with(RefCell::take);
-    if cols.len() < len {
-        cols = AlignedVec::zeros(len);
-    }
+    let mut cols = take_cols(m * k, len);
     let a = &mut cols[..len];
-    a[m * k..].fill(0.0);
     for img in 0..n {
         im2col(shape, &input[img * m * c_in..][..m * c_in], &mut a[..m * k]);
         let mut g = &grad_output[img * m * c_out..][..m * c_out];
@@ -160,6 +160,22 @@ pub(crate) fn conv2d_backward_weight_im2col<S: SimdF32, const MR: usize, const N
     COLS.with(|slot| slot.replace(cols));
 }
 // ANCHOR_END: backward_weight_im2col
+
+/// This thread's buffer for `A`, at least `len` floats, of which those from `used` to `len` are
+/// zero; the caller puts it back into `COLS`.
+/// It is taken out of the thread's slot, and put back by the caller, rather than used inside
+/// `COLS.with`. A closure is a function of its own, with the instruction sets of the function it
+/// is written in, and the passes have none of their own: they get AVX-512 by being inlined into a
+/// `#[target_feature]` wrapper. A closure as large as a whole product is not inlined, and every
+/// vector method in it would be a call (AVX-512 ran at 2.2 GFLOP/s that way).
+fn take_cols(used: usize, len: usize) -> AlignedVec {
+    let mut cols = COLS.with(RefCell::take);
+    if cols.len() < len {
+        cols = AlignedVec::zeros(len);
+    }
+    cols[used..len].fill(0.0);
+    cols
+}
 
 /// B `[k, n]` as panels of `nr` columns, each `[k][nr]` and zero-padded past `n`.
 fn pack_b(b: &[f32], k: usize, n: usize, nr: usize) -> AlignedVec {

@@ -24,6 +24,9 @@ use crate::kernels::Conv2dShape;
 pub(crate) fn im2col(shape: &Conv2dShape, input: &[f32], cols: &mut [f32]) {
     let Conv2dShape { h, w, c_in, .. } = *shape;
     assert!(input.len() == h * w * c_in && cols.len() == h * w * 9 * c_in);
+    if c_in == 0 {
+        return; // no channels, no columns
+    }
     for (pixel, row) in cols.chunks_exact_mut(9 * c_in).enumerate() {
         let (y, x) = (pixel / w, pixel % w);
         // Input pixels x-1..=x+1 that are inside the row, and how many taps fall off on the left.
@@ -63,9 +66,12 @@ pub fn conv2d_backward_weight_im2col(
     for img in 0..n {
         im2col(s, &input[img * h * w * c_in..][..h * w * c_in], &mut cols);
         let g = &grad_output[img * h * w * c_out..][..h * w * c_out];
-        for (a_row, g_row) in cols.chunks_exact(k).zip(g.chunks_exact(c_out)) {
+        // Indexed rather than in chunks: a shape may have no channels, and chunks of 0 panic.
+        for pixel in 0..h * w {
+            let (a_row, g_row) = (&cols[pixel * k..][..k], &g[pixel * c_out..][..c_out]);
             grad_bias.iter_mut().zip(g_row).for_each(|(b, &v)| *b += v);
-            for (&a, gw_row) in a_row.iter().zip(grad_weight.chunks_exact_mut(c_out)) {
+            for (i, &a) in a_row.iter().enumerate() {
+                let gw_row = &mut grad_weight[i * c_out..][..c_out];
                 gw_row.iter_mut().zip(g_row).for_each(|(gw, &v)| *gw += a * v);
             }
         }
@@ -89,10 +95,12 @@ pub fn conv2d_forward_im2col(
     for img in 0..n {
         im2col(s, &input[img * h * w * c_in..][..h * w * c_in], &mut cols);
         let out = &mut output[img * h * w * c_out..][..h * w * c_out];
-        for (a_row, c_row) in cols.chunks_exact(k).zip(out.chunks_exact_mut(c_out)) {
+        // Indexed rather than in chunks: a shape may have no channels, and chunks of 0 panic.
+        for pixel in 0..h * w {
+            let (a_row, c_row) = (&cols[pixel * k..][..k], &mut out[pixel * c_out..][..c_out]);
             c_row.copy_from_slice(bias);
-            for (&a, b_row) in a_row.iter().zip(weight.chunks_exact(c_out)) {
-                for (c, &b) in c_row.iter_mut().zip(b_row) {
+            for (i, &a) in a_row.iter().enumerate() {
+                for (c, &b) in c_row.iter_mut().zip(&weight[i * c_out..][..c_out]) {
                     *c += a * b;
                 }
             }
