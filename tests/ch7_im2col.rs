@@ -1,5 +1,5 @@
-//! Chapter 7: the convolution's forward pass and weight gradient by im2col and a matrix product,
-//! on every instruction set, against chapter 2's direct convolution, on shapes chosen to cross
+//! Chapter 7: the convolution's forward pass, weight gradient and input gradient by im2col (or
+//! col2im) and a matrix product, on every instruction set, against chapter 2's direct convolution, on shapes chosen to cross
 //! every edge of their blocks: more than one block of K (`9 * c_in > 128`) and of rows or
 //! pixels (`h * w > 128` and `> 192`), tiles that rows or channels leave part empty.
 mod common;
@@ -75,6 +75,29 @@ fn the_weight_gradient_by_im2col_is_the_direct_one() {
     });
 }
 
+/// Every table's input gradient by a matrix product and col2im, `col2im(G B^T)` per image, is
+/// chapter 2's direct one up to the order of the sums, and overwrites every value (the buffer
+/// starts as NaN).
+#[test]
+fn the_input_gradient_by_col2im_is_the_direct_one() {
+    let scalar = Kernels::scalar();
+    for_each_isa(|k| {
+        let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
+        let outcome = runner.run(&shapes(), |(s, seed)| {
+            let (g, w) = (rand_vec(s.output_len(), seed), rand_vec(s.weight_len(), seed ^ 1));
+            let (mut got, mut want) = (vec![f32::NAN; s.input_len()], vec![0.0; s.input_len()]);
+            prop_assert!(k.conv2d_backward_input_im2col(&s, &g, &w, &mut got).is_some());
+            scalar.conv2d_backward_input(&s, &g, &w, &mut want);
+            // Each value sums 9 taps of c_out products, in another order.
+            compare(&format!("input gradient {s:?}"), &got, &want, sum_atol(9 * s.c_out), 1e-4)
+                .map_err(TestCaseError::fail)
+        });
+        if let Err(e) = outcome {
+            panic!("{}: {e}", k.isa());
+        }
+    });
+}
+
 /// The channels of the cat/dog network's three convolutions on one small image, where the
 /// blocks are full-size: conv3's K = 576 is four blocks of 128 and one of 64, and its 16 x 17 =
 /// 272 rows one block of 192 and a part.
@@ -89,6 +112,8 @@ fn im2col_convolves_the_networks_layers() {
         let g = rand_vec(s.output_len(), 10);
         let (mut want_w, mut want_b) = (vec![0.0; s.weight_len()], vec![0.0; c_out]);
         scalar.conv2d_backward_weight(&s, &x, &g, &mut want_w, &mut want_b);
+        let mut want_x = vec![0.0; s.input_len()];
+        scalar.conv2d_backward_input(&s, &g, &w, &mut want_x);
         for_each_isa(|k| {
             let mut got = vec![f32::NAN; s.output_len()];
             assert!(k.conv2d_forward_im2col(&s, &x, &w, &b, &mut got, true).is_some());
@@ -103,13 +128,19 @@ fn im2col_convolves_the_networks_layers() {
                     panic!("{e}");
                 }
             }
+            let mut gx = vec![f32::NAN; s.input_len()];
+            assert!(k.conv2d_backward_input_im2col(&s, &g, &w, &mut gx).is_some());
+            if let Err(e) = compare(&format!("{} col2im {s:?}", k.isa()), &gx, &want_x, sum_atol(9 * c_out), 1e-4) {
+                panic!("{e}");
+            }
         });
     }
 }
 
 /// Shapes with nothing in them (no pixels, no input or no output channels) are not errors: every
 /// table's im2col passes write what chapter 2's direct kernels write (with no input channel,
-/// every output is its bias; with no pixel, the gradients are zero), and do not panic.
+/// every output is its bias; with no output channel, the input gradient is zero), and do not
+/// panic.
 #[test]
 fn empty_shapes_give_what_the_direct_kernels_give() {
     let scalar = Kernels::scalar();
@@ -122,6 +153,8 @@ fn empty_shapes_give_what_the_direct_kernels_give() {
         scalar.conv2d_forward(&s, &x, &wt, &b, &mut want, false);
         let (mut want_w, mut want_b) = (vec![0.0; s.weight_len()], vec![0.0; c_out]);
         scalar.conv2d_backward_weight(&s, &x, &g, &mut want_w, &mut want_b);
+        let mut want_x = vec![0.0; s.input_len()];
+        scalar.conv2d_backward_input(&s, &g, &wt, &mut want_x);
         for_each_isa(|k| {
             let mut got = vec![f32::NAN; s.output_len()];
             assert!(k.conv2d_forward_im2col(&s, &x, &wt, &b, &mut got, false).is_some());
@@ -129,6 +162,9 @@ fn empty_shapes_give_what_the_direct_kernels_give() {
             let (mut gw, mut gb) = (vec![f32::NAN; s.weight_len()], vec![f32::NAN; c_out]);
             assert!(k.conv2d_backward_weight_im2col(&s, &x, &g, &mut gw, &mut gb).is_some());
             assert_eq!((&gw, &gb), (&want_w, &want_b), "{} weight gradient {s:?}", k.isa());
+            let mut gx = vec![f32::NAN; s.input_len()];
+            assert!(k.conv2d_backward_input_im2col(&s, &g, &wt, &mut gx).is_some());
+            assert_eq!(gx, want_x, "{} input gradient {s:?}", k.isa());
         });
     }
 }

@@ -160,6 +160,9 @@ pub enum OpKind {
     /// (`Kernels::conv2d_forward_im2col`).
     Conv2dForwardIm2col(Conv2dShape),
     Conv2dBackwardInput(Conv2dShape),
+    /// Chapter 7: the same input gradient by a matrix product and col2im
+    /// (`Kernels::conv2d_backward_input_im2col`).
+    Conv2dBackwardInputIm2col(Conv2dShape),
     Conv2dBackwardWeight(Conv2dShape),
     /// Chapter 7: the same weight gradient by im2col and a matrix product
     /// (`Kernels::conv2d_backward_weight_im2col`).
@@ -202,6 +205,7 @@ impl OpKind {
             OpKind::Conv2dForward(s)
             | OpKind::Conv2dForwardIm2col(s)
             | OpKind::Conv2dBackwardInput(s)
+            | OpKind::Conv2dBackwardInputIm2col(s)
             | OpKind::Conv2dBackwardWeight(s)
             | OpKind::Conv2dBackwardWeightIm2col(s) => s.flops(),
             OpKind::MaxPool2dForward(s) | OpKind::MaxPool2dBackward { shape: s, .. } => s.flops(),
@@ -230,6 +234,7 @@ impl OpKind {
             OpKind::Conv2dForward(_) => "conv2d_forward",
             OpKind::Conv2dForwardIm2col(_) => "conv2d_forward_im2col",
             OpKind::Conv2dBackwardInput(_) => "conv2d_backward_input",
+            OpKind::Conv2dBackwardInputIm2col(_) => "conv2d_backward_input_im2col",
             OpKind::Conv2dBackwardWeight(_) => "conv2d_backward_weight",
             OpKind::Conv2dBackwardWeightIm2col(_) => "conv2d_backward_weight_im2col",
             OpKind::MaxPool2dForward(_) => "max_pool2d_forward",
@@ -295,6 +300,9 @@ pub fn report_ops() -> Vec<Op> {
                 }
                 if layer.grad_input {
                     ops.push(op("backward_input", OpKind::Conv2dBackwardInput(s)));
+                    if Kernels::scalar().has_im2col() {
+                        ops.push(op("backward_input_im2col", OpKind::Conv2dBackwardInputIm2col(s)));
+                    }
                 }
                 ops.push(op("backward_weight", OpKind::Conv2dBackwardWeight(s)));
                 if Kernels::scalar().has_im2col() {
@@ -399,6 +407,7 @@ enum State {
     },
     Conv2dBackwardInput {
         s: Conv2dShape,
+        im2col: bool,
         grad_output: Tensor,
         weight: Tensor,
         grad_input: Tensor,
@@ -488,8 +497,9 @@ impl Workload {
                 bias: random(s.c_out, rng),
                 output: zeros(s.output_len()),
             },
-            OpKind::Conv2dBackwardInput(s) => State::Conv2dBackwardInput {
+            OpKind::Conv2dBackwardInput(s) | OpKind::Conv2dBackwardInputIm2col(s) => State::Conv2dBackwardInput {
                 s,
+                im2col: matches!(kind, OpKind::Conv2dBackwardInputIm2col(_)),
                 grad_output: random(s.output_len(), rng),
                 weight: random(s.weight_len(), rng),
                 grad_input: zeros(s.input_len()),
@@ -567,8 +577,15 @@ impl Workload {
                     k.conv2d_forward(s, input, weight, bias, output, true)
                 }
             }
-            State::Conv2dBackwardInput { s, grad_output, weight, grad_input } => {
-                k.conv2d_backward_input(s, grad_output.as_slice(), weight.as_slice(), grad_input.as_mut_slice())
+            State::Conv2dBackwardInput { s, im2col, grad_output, weight, grad_input } => {
+                let (grad_output, weight, grad_input) =
+                    (grad_output.as_slice(), weight.as_slice(), grad_input.as_mut_slice());
+                if *im2col {
+                    k.conv2d_backward_input_im2col(s, grad_output, weight, grad_input)
+                        .expect("report_ops lists the im2col pass only where every table has it");
+                } else {
+                    k.conv2d_backward_input(s, grad_output, weight, grad_input)
+                }
             }
             State::Conv2dBackwardWeight { s, im2col, input, grad_output, grad_weight, grad_bias } => {
                 let (input, grad_output) = (input.as_slice(), grad_output.as_slice());

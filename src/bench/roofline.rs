@@ -25,6 +25,10 @@ pub fn min_floats(kind: &OpKind) -> Option<u64> {
         // The direct pass's bytes and im2col's matrix.
         OpKind::Conv2dForwardIm2col(s) => return min_floats(&OpKind::Conv2dForward(s)).map(|f| f + im2col_floats(&s)),
         OpKind::Conv2dBackwardInput(s) => s.output_len() + s.weight_len() + s.input_len(),
+        // The direct pass's bytes and col2im's matrix.
+        OpKind::Conv2dBackwardInputIm2col(s) => {
+            return min_floats(&OpKind::Conv2dBackwardInput(s)).map(|f| f + im2col_floats(&s));
+        }
         OpKind::Conv2dBackwardWeight(s) => s.input_len() + s.output_len() + s.weight_len() + s.c_out,
         OpKind::Conv2dBackwardWeightIm2col(s) => {
             return min_floats(&OpKind::Conv2dBackwardWeight(s)).map(|f| f + im2col_floats(&s));

@@ -140,10 +140,12 @@ fn linear_update(isa: Isa) -> Option<LinearBackwardUpdateFn> {
     }
 }
 
-/// Chapter 7: the convolution's forward pass and weight gradient by im2col and a matrix product.
+/// Chapter 7: the convolution's three passes by im2col (col2im for the input gradient) and a
+/// matrix product.
 pub(crate) struct Im2col {
     pub(crate) forward: Conv2dForwardFn,
     pub(crate) backward_weight: Conv2dBackwardWeightFn,
+    pub(crate) backward_input: Conv2dBackwardInputFn,
 }
 
 /// Chapter 7: the im2col passes, for each compiled instruction set.
@@ -153,6 +155,7 @@ fn im2col(isa: Isa) -> Option<&'static Im2col> {
         Isa::Scalar => Some(&Im2col {
             forward: super::scalar::conv2d_forward_im2col,
             backward_weight: super::scalar::conv2d_backward_weight_im2col,
+            backward_input: super::scalar::conv2d_backward_input_im2col,
         }),
         #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
         Isa::Sse => Some(&super::x86::im2col::SSE),
@@ -211,8 +214,9 @@ impl Kernels {
     }
     // ANCHOR_END: safe_method
 
-    /// Chapter 7: whether this table has [`Kernels::conv2d_forward_im2col`] and
-    /// [`Kernels::conv2d_backward_weight_im2col`] (from `ch7` on, every table).
+    /// Chapter 7: whether this table has [`Kernels::conv2d_forward_im2col`],
+    /// [`Kernels::conv2d_backward_weight_im2col`] and [`Kernels::conv2d_backward_input_im2col`]
+    /// (from `ch7` on, every table).
     pub fn has_im2col(&self) -> bool {
         im2col(self.isa).is_some()
     }
@@ -250,6 +254,22 @@ impl Kernels {
         let f = im2col(self.isa)?.backward_weight;
         // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
         unsafe { f(shape, input, grad_output, grad_weight, grad_bias) };
+        Some(())
+    }
+
+    /// Chapter 7: [`Kernels::conv2d_backward_input`] by a matrix product and col2im per image,
+    /// `col2im(G B^T)`, for comparison. `None` before chapter 7.
+    pub fn conv2d_backward_input_im2col(
+        &self,
+        shape: &Conv2dShape,
+        grad_output: &[f32],
+        weight: &[f32],
+        grad_input: &mut [f32],
+    ) -> Option<()> {
+        shape.check_backward_input(grad_output, weight, grad_input);
+        let f = im2col(self.isa)?.backward_input;
+        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+        unsafe { f(shape, grad_output, weight, grad_input) };
         Some(())
     }
 

@@ -29,9 +29,13 @@
 //! (`MR` neighbouring floats of one row of `A` per step) and `G` in place (or from a copy padded
 //! to whole panels when `c_out` is not a multiple of `NR`), its sum running over the pixels in
 //! blocks of `KC`.
+//!
+//! The input gradient is the forward product run backwards: `D [h*w, K] = G B^T`, the forward
+//! pass's product with `G` in the place of `A` and the weights turned into `B^T [c_out, K]`,
+//! then `scalar::col2im` adds each row of `D` back to the nine input pixels its window read.
 
 use crate::kernels::Conv2dShape;
-use crate::kernels::scalar::im2col;
+use crate::kernels::scalar::{col2im, im2col};
 use crate::kernels::simd::SimdF32;
 use crate::tensor::AlignedVec;
 use std::cell::RefCell;
@@ -160,6 +164,52 @@ pub(crate) fn conv2d_backward_weight_im2col<S: SimdF32, const MR: usize, const N
     COLS.with(|slot| slot.replace(cols));
 }
 // ANCHOR_END: backward_weight_im2col
+
+// ANCHOR: backward_input_im2col
+/// `grad_input = col2im(G B^T)`, overwriting `grad_input`: per image, the forward pass's
+/// product with the output gradient `G [h*w, c_out]` as `A` and the turned weights
+/// `B^T [c_out, K]` as `B`, into `D [h*w, K]`, whose rows [`col2im`] adds back to the input
+/// pixels they came from.
+#[inline(always)]
+pub(crate) fn conv2d_backward_input_im2col<S: SimdF32, const MR: usize, const NV: usize>(
+    s: S,
+    shape: &Conv2dShape,
+    grad_output: &[f32],
+    weight: &[f32],
+    grad_input: &mut [f32],
+) {
+    shape.check_backward_input(grad_output, weight, grad_input);
+    let Conv2dShape { n, h, w, c_in, c_out } = *shape;
+    let (m, k) = (h * w, 9 * c_in);
+    grad_input.fill(0.0);
+    if grad_input.is_empty() || c_out == 0 {
+        return; // no input value, or no output channel to take a gradient from
+    }
+    let nr = NV * S::LANES;
+    let panels = k.div_ceil(nr);
+    // B^T [c_out, K]: row co holds every weight that multiplied into output channel co.
+    let mut turned = vec![0.0; c_out * k];
+    for (i, row) in weight.chunks_exact(c_out).enumerate() {
+        for (co, &v) in row.iter().enumerate() {
+            turned[co * k + i] = v;
+        }
+    }
+    let packed_b = pack_b(&turned, c_out, k, nr);
+    let zero_bias = AlignedVec::zeros(panels * nr);
+    let mut edge = AlignedVec::zeros(MR * nr);
+    // One buffer: D, then the image's G with zero rows after it up to a whole number of MR.
+    let g_len = m.div_ceil(MR) * MR * c_out;
+    let mut cols = take_cols(m * k + m * c_out, m * k + g_len);
+    let (d, g) = cols[..m * k + g_len].split_at_mut(m * k);
+    for img in 0..n {
+        g[..m * c_out].copy_from_slice(&grad_output[img * m * c_out..][..m * c_out]);
+        let product = Product { m, k: c_out, n: k, nr, relu: false };
+        product.run::<S, MR, NV>(s, g, &packed_b, &zero_bias, d, &mut edge);
+        col2im(shape, d, &mut grad_input[img * m * c_in..][..m * c_in]);
+    }
+    COLS.with(|slot| slot.replace(cols));
+}
+// ANCHOR_END: backward_input_im2col
 
 /// This thread's buffer for `A`, at least `len` floats, of which those from `used` to `len` are
 /// zero; the caller puts it back into `COLS`.

@@ -41,7 +41,7 @@ pub(crate) use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_fo
 #[cfg(feature = "ch11")]
 pub(crate) use exp::{SimdMath, exp_forward, sigmoid_forward, softmax_forward};
 #[cfg(feature = "ch7")]
-pub(crate) use im2col::{conv2d_backward_weight_im2col, conv2d_forward_im2col};
+pub(crate) use im2col::{conv2d_backward_input_im2col, conv2d_backward_weight_im2col, conv2d_forward_im2col};
 #[cfg(feature = "ch7")]
 use linear::feature_tiles;
 pub(crate) use linear::{linear_backward_input, linear_backward_weight, linear_forward};

@@ -1,4 +1,4 @@
-//! Chapter 7: the convolution's forward pass and weight gradient by im2col and a matrix product,
+//! Chapter 7: the convolution's three passes by im2col (or col2im) and a matrix product,
 //! compiled for each x86 instruction set with a micro-kernel of `MR` rows by `NV` vectors that
 //! fits its registers: `MR * NV` accumulators, `NV` vectors of B and one broadcast of A.
 
@@ -20,7 +20,11 @@ macro_rules! im2col {
             fn backward_weight(s: &Conv2dShape, x: &[f32], g: &[f32], gw: &mut [f32], gb: &mut [f32]) {
                 generic::conv2d_backward_weight_im2col::<_, $mr, $nv>($simd::new(), s, x, g, gw, gb)
             }
-            Im2col { forward, backward_weight }
+            #[target_feature(enable = $feature)]
+            fn backward_input(s: &Conv2dShape, g: &[f32], weight: &[f32], gx: &mut [f32]) {
+                generic::conv2d_backward_input_im2col::<_, $mr, $nv>($simd::new(), s, g, weight, gx)
+            }
+            Im2col { forward, backward_weight, backward_input }
         };
     };
 }
