@@ -166,7 +166,8 @@ fn linear_with_few_outputs_matches_scalar() {
 
 #[test]
 fn linear_matches_scalar_across_feature_blocks() {
-    // More than one 2048-feature block in the forward pass, with a partial vector at the end.
+    // More than one 2048-feature block in the forward pass (and 1536-feature panel in the weight
+    // gradient), with a partial vector at the end.
     let shapes = (1..=5usize, 4090..=8300usize, 1..=7usize, any::<u64>())
         .prop_map(|(batch, in_features, out_features, seed)| (LinearShape { batch, in_features, out_features }, seed));
     for_each_simd_isa(6, shapes, |k, &(s, seed)| check_linear(k, &s, seed));

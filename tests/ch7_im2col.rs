@@ -1,7 +1,8 @@
 //! Chapter 7: the convolution's forward pass, weight gradient and input gradient by im2col (or
-//! col2im) and a matrix product, on every instruction set, against chapter 2's direct convolution, on shapes chosen to cross
-//! every edge of their blocks: more than one block of K (`9 * c_in > 128`) and of rows or
-//! pixels (`h * w > 128` and `> 192`), tiles that rows or channels leave part empty.
+//! col2im) and a matrix product, on every instruction set, against chapter 2's direct
+//! convolution, on shapes chosen to cross every edge of their blocks: more than one block of K
+//! (`9 * c_in > 128`, and for the input gradient `c_out > 128`) and of rows or pixels
+//! (`h * w > 128` and `> 192`), tiles that rows or channels leave part empty.
 mod common;
 
 use common::{compare, for_each_isa, rand_vec, sum_atol};
@@ -11,7 +12,7 @@ use simd_cnn::kernels::{Conv2dShape, Kernels};
 
 const WIDTHS: [usize; 8] = [1, 2, 3, 7, 13, 17, 33, 40];
 const C_IN: [usize; 8] = [1, 3, 4, 5, 15, 16, 17, 33];
-const C_OUT: [usize; 10] = [1, 3, 5, 8, 16, 17, 32, 33, 64, 65];
+const C_OUT: [usize; 11] = [1, 3, 5, 8, 16, 17, 32, 33, 64, 65, 130];
 
 fn shapes() -> impl Strategy<Value = (Conv2dShape, u64)> {
     (
@@ -139,8 +140,8 @@ fn im2col_convolves_the_networks_layers() {
 
 /// Shapes with nothing in them (no pixels, no input or no output channels) are not errors: every
 /// table's im2col passes write what chapter 2's direct kernels write (with no input channel,
-/// every output is its bias; with no output channel, the input gradient is zero), and do not
-/// panic.
+/// every output is its bias; with no pixel, the gradients are zero; with no output channel,
+/// the input gradient is zero), and do not panic.
 #[test]
 fn empty_shapes_give_what_the_direct_kernels_give() {
     let scalar = Kernels::scalar();

@@ -44,7 +44,8 @@ use std::cell::RefCell;
 /// Steps of the micro-kernel per block. In the forward pass, rows of B and columns of A: a
 /// panel's block is `KC * NR` floats (16 KB with AVX-512's 32 columns), which stays in the L1
 /// while the micro-kernel runs down every `MR` rows of A's block. In the weight gradient,
-/// pixels: rows of A and of G.
+/// pixels: rows of A and of G. In the input gradient, output channels: columns of G, rows of
+/// `B^T`.
 const KC: usize = 128;
 /// Rows of A per block: `MC * KC` floats of A (96 KB), which stay in the L2 while every panel
 /// of B passes over them. A multiple of every tile's MR (12, 6 and 4).
@@ -52,8 +53,9 @@ const MC: usize = 192;
 // ANCHOR_END: blocking
 
 thread_local! {
-    /// One image's `A`, kept by each thread from call to call: conv2's is 4.7 MB, and a new
-    /// allocation per call would make the page faults of fresh memory part of every timing.
+    /// One image's `A` (for the input gradient, its `D` and a copy of its `G`), kept by each
+    /// thread from call to call: conv2's `A` is 4.7 MB, and a new allocation per call would
+    /// make the page faults of fresh memory part of every timing.
     static COLS: RefCell<AlignedVec> = RefCell::new(AlignedVec::zeros(0));
 }
 
@@ -211,7 +213,7 @@ pub(crate) fn conv2d_backward_input_im2col<S: SimdF32, const MR: usize, const NV
 }
 // ANCHOR_END: backward_input_im2col
 
-/// This thread's buffer for `A`, at least `len` floats, of which those from `used` to `len` are
+/// This thread's buffer for `A` (or `D` and `G`), at least `len` floats, of which those from `used` to `len` are
 /// zero; the caller puts it back into `COLS`.
 /// It is taken out of the thread's slot, and put back by the caller, rather than used inside
 /// `COLS.with`. A closure is a function of its own, with the instruction sets of the function it

@@ -321,7 +321,9 @@ impl Rank1Tile {
     ///
     /// # Safety
     /// `a` holds `a[t, r]` for every term and row, `rows` is `[terms, d]`, `out` has `rows`
-    /// rows of `d`; the feature tile is as [`feature_tiles`] gives it.
+    /// rows of `d`; the feature tile is whole vectors from `i0` that end at or before `d`, or,
+    /// with `iv == 0`, the one partial vector at the end of a row (`d - i0 < LANES`), as
+    /// [`feature_tiles`] gives them.
     #[inline(always)]
     unsafe fn dispatch<S: SimdF32, const R: usize, const IV: usize>(
         self,
@@ -429,7 +431,8 @@ pub(crate) fn linear_backward_weight<S: SimdF32, const OB: usize, const IV: usiz
                 let tile = Rank1Tile { terms: batch, d, i0: p0 + f, a_t: m, a_r: 1 };
                 // SAFETY: outputs o0..o0+rows exist in grad_y ([batch, m]) and grad_w ([m, d]), x
                 // is [batch, d], and the feature tile is inside the panel, which ends at or before
-                // d, as `feature_tiles` promises (only the last panel can end in a partial vector).
+                // d, as `feature_tiles` promises; a panel is whole vectors (asserted above), so
+                // only the last one can end in the partial vector, where d - i0 < LANES.
                 unsafe {
                     let (a, out) = (grad_y.as_ptr().add(o0), grad_weight.as_mut_ptr().add(o0 * d));
                     tile.dispatch::<S, OB, IV>(s, rows, iv, a, x.as_ptr(), out);

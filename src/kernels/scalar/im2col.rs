@@ -53,7 +53,9 @@ pub(crate) fn im2col(shape: &Conv2dShape, input: &[f32], cols: &mut [f32]) {
 // ANCHOR_END: im2col
 
 // ANCHOR: col2im
-/// The inverse of [`im2col`]'s copy, as a sum: `grad_input` (one image `[h, w, c_in]`) plus, for
+/// [`im2col`]'s copy run backwards, as a sum (its transpose, not its inverse: a value that
+/// im2col copied into nine rows gets the sum of all nine back): `grad_input` (one image
+/// `[h, w, c_in]`) plus, for
 /// every pixel's row of `cols` (`[h*w, 9*c_in]`, in `A`'s layout), each tap's `c_in` values
 /// added to the input pixel that tap read. Taps that fell outside the image add nothing.
 pub(crate) fn col2im(shape: &Conv2dShape, cols: &[f32], grad_input: &mut [f32]) {
