@@ -31,6 +31,7 @@ fn report_ops_are_every_layer_and_direction_in_network_order() {
         "pool3_backward",
         "fc1_forward",
         "fc1_backward",
+        "fc1_backward_sweep",
         "fc1_backward_update",
         "fc2_forward",
         "fc2_backward",
@@ -44,15 +45,18 @@ fn report_ops_are_every_layer_and_direction_in_network_order() {
         "train_step_mnist",
     ];
     // From chapter 7 on, each convolution's passes by im2col beside the direct ones, fc1's
-    // backward pass with the update fused beside the plain one, and chapter 6's unfused step
-    // beside the fused one.
+    // backward pass in one sweep and with the update fused beside the plain one, and chapter
+    // 6's unfused step beside the fused one.
     let ch7 = Kernels::scalar().keeps_pool_winners();
     assert_eq!(Kernels::scalar().has_im2col(), ch7);
     let ch6 = ch7.then_some("train_step_catdog_ch6".to_string());
-    let expected = expected.into_iter().filter(|&n| ch7 || n != "fc1_backward_update").flat_map(|n| {
-        let im2col = (ch7 && n.starts_with("conv")).then(|| format!("{n}_im2col"));
-        std::iter::once(n.to_string()).chain(im2col)
-    });
+    let expected = expected
+        .into_iter()
+        .filter(|&n| ch7 || !["fc1_backward_sweep", "fc1_backward_update"].contains(&n))
+        .flat_map(|n| {
+            let im2col = (ch7 && n.starts_with("conv")).then(|| format!("{n}_im2col"));
+            std::iter::once(n.to_string()).chain(im2col)
+        });
     assert_eq!(names, expected.chain(ch6).collect::<Vec<_>>());
 }
 
@@ -117,6 +121,9 @@ fn each_op_counts_the_work_of_its_kernels() {
     assert_eq!(flops("conv2_backward_weight"), conv2);
     // Both gradients of fc1 (16 x 32768 x 128), only the weight gradient of the MLP's first layer.
     assert_eq!(flops("fc1_backward"), 2 * flops("fc1_forward"));
+    if let Some(sweep) = report_ops().into_iter().find(|op| op.name == "fc1_backward_sweep") {
+        assert_eq!(sweep.flops(), flops("fc1_backward"));
+    }
     assert_eq!(flops("fc1_forward"), 2 * 16 * 32768 * 128);
     assert_eq!(flops("mlp_fc1_backward"), flops("mlp_fc1_forward"));
     assert_eq!(flops("mlp_fc2_backward"), 2 * flops("mlp_fc2_forward"));

@@ -11,7 +11,7 @@ use simd_cnn::bench::roofline::kept_bytes;
 use simd_cnn::kernels::{ConvAlgorithm, Isa, Kernels, LinearShape, Pool2dShape};
 use simd_cnn::model::{CATDOG, CatDogCnn, Layer, Network, Serial};
 use simd_cnn::reference;
-use simd_cnn::tensor::Tensor;
+use simd_cnn::tensor::{AlignedVec, Tensor};
 use simd_cnn::train::Sgd;
 
 const CHANNELS: [usize; 9] = [1, 3, 4, 5, 15, 16, 17, 32, 33];
@@ -264,6 +264,71 @@ fn the_fused_linear_update_is_the_three_passes_bit_for_bit() {
     });
 }
 // ANCHOR_END: linear_update_test
+
+// ANCHOR: linear_sweep_test
+/// Both gradients from one sweep are the two passes' gradients, bit for bit, on every
+/// instruction set: with the gradient on a whole vector and `d` a multiple of 16 (where
+/// AVX-512 writes it by streaming stores) and without either (where it cannot). Every float of
+/// the gradient is written, whatever was there before.
+#[test]
+fn the_linear_sweep_is_the_two_passes_bit_for_bit() {
+    for_each_isa(|k| {
+        let mut runner = TestRunner::new(Config { cases: 64, failure_persistence: None, ..Config::default() });
+        let result = runner.run(&(linear_shapes(), any::<bool>()), |((s, seed, with_gx), whole)| {
+            let d = if whole { s.in_features.next_multiple_of(16) } else { s.in_features };
+            let s = LinearShape { in_features: d, ..s };
+            let (x, gy, w) =
+                (rand_vec(s.input_len(), seed), rand_vec(s.output_len(), seed ^ 1), rand_vec(s.weight_len(), seed ^ 2));
+            let (mut gw2, mut gb2, mut gx2) =
+                (vec![0.0; s.weight_len()], vec![0.0; s.out_features], vec![0.0; s.input_len()]);
+            k.linear_backward_weight(&s, &x, &gy, &mut gw2, &mut gb2);
+            k.linear_backward_input(&s, &gy, &w, &mut gx2);
+            // One float more than the gradient, so that it can start on a whole vector or one
+            // float after one.
+            let mut room = AlignedVec::zeros(s.weight_len() + 1);
+            room.fill(f32::NAN);
+            let gw = &mut room[usize::from(!whole)..][..s.weight_len()];
+            let (mut gb, mut gx) = (vec![f32::NAN; s.out_features], vec![f32::NAN; s.input_len()]);
+            k.linear_backward_sweep(&s, &x, &gy, &w, gw, &mut gb, with_gx.then_some(&mut gx[..]));
+            let bits = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+            prop_assert!(bits(gw, &gw2), "{}: weight gradient on {s:?}", k.isa());
+            prop_assert!(bits(&gb, &gb2), "{}: bias gradient on {s:?}", k.isa());
+            match with_gx {
+                true => prop_assert!(bits(&gx, &gx2), "{}: input gradient on {s:?}", k.isa()),
+                false => prop_assert!(gx.iter().all(|v| v.is_nan()), "no input gradient was asked for"),
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    });
+}
+// ANCHOR_END: linear_sweep_test
+
+/// With momentum, a network with fusion on takes its linear layers' gradients from the sweep,
+/// and the optimiser moves those layers' weights exactly as it does with fusion off.
+/// (The fused convolutions' gradients differ in the order of one sum, Listing 7.14, so only
+/// one step is compared.)
+#[test]
+fn a_momentum_step_with_swept_gradients_moves_the_same_weights() {
+    for_each_isa(|k| {
+        let mut fused = Network::new(&TABLE, SIDE, SIDE, 3, 8);
+        let mut unfused = fused.clone();
+        unfused.set_fusion(false);
+        let (mut opt_fused, mut opt_unfused) = (Sgd::new(0.05, 0.9), Sgd::new(0.05, 0.9));
+        let (x, labels) = batch(4, 70);
+        let a = fused.train_step(k, &x, &labels, &mut opt_fused);
+        let b = unfused.train_step(k, &x, &labels, &mut opt_unfused);
+        assert_eq!(a, b, "{}: loss and correct answers", k.isa());
+        for ((name, p), q) in fused.param_names().iter().zip(fused.params()).zip(unfused.params()) {
+            if name.starts_with("fc") {
+                assert!(p.grad.as_slice() == q.grad.as_slice(), "{} {name}: gradient not bit for bit", k.isa());
+                assert!(p.value.as_slice() == q.value.as_slice(), "{} {name}: weights not bit for bit", k.isa());
+            }
+        }
+    });
+}
 
 /// A training step with fc1's and fc2's updates fused into their backward passes leaves the
 /// weights of the step followed by the optimiser, bit for bit, step after step.

@@ -181,6 +181,10 @@ pub enum OpKind {
     /// (`Kernels::linear_backward_update`): [`OpKind::LinearBackward`] and an [`OpKind::Axpy`]
     /// over the weights, fused.
     LinearBackwardUpdate(LinearShape),
+    /// Chapter 7: both gradients in one sweep over the weight, the weight gradient stored
+    /// (`Kernels::linear_backward_sweep`, what a network with fusion on runs for SGD with
+    /// momentum): [`OpKind::LinearBackward`]'s work.
+    LinearBackwardSweep(LinearShape),
     /// In place on this many floats.
     ReluForward(usize),
     ReluBackward(usize),
@@ -210,7 +214,7 @@ impl OpKind {
             | OpKind::Conv2dBackwardWeightIm2col(s) => s.flops(),
             OpKind::MaxPool2dForward(s) | OpKind::MaxPool2dBackward { shape: s, .. } => s.flops(),
             OpKind::LinearForward(s) | OpKind::LinearBackwardInput(s) | OpKind::LinearBackwardWeight(s) => s.flops(),
-            OpKind::LinearBackward(s) => 2 * s.flops(),
+            OpKind::LinearBackward(s) | OpKind::LinearBackwardSweep(s) => 2 * s.flops(),
             OpKind::LinearBackwardUpdate(s) => 2 * s.flops() + s.weight_len() as u64,
             OpKind::ReluForward(len)
             | OpKind::ReluBackward(len)
@@ -244,6 +248,7 @@ impl OpKind {
             OpKind::LinearBackwardWeight(_) => "linear_backward_weight",
             OpKind::LinearBackward(_) => "linear_backward",
             OpKind::LinearBackwardUpdate(_) => "linear_backward_update",
+            OpKind::LinearBackwardSweep(_) => "linear_backward_sweep",
             OpKind::ReluForward(_) => "relu_forward",
             OpKind::ReluBackward(_) => "relu_backward",
             OpKind::Axpy(_) => "axpy",
@@ -319,8 +324,9 @@ pub fn report_ops() -> Vec<Op> {
                     if layer.grad_input { OpKind::LinearBackward(s) } else { OpKind::LinearBackwardWeight(s) };
                 ops.push(op("backward", backward));
                 // From chapter 7, for a layer whose weights do not fit an L2 (fc1): the backward
-                // pass with the update fused, beside it.
+                // pass in one sweep, and with the update fused, beside it.
                 if layer.grad_input && s.weight_len() * 4 > 4 << 20 && Kernels::scalar().updates_in_backward() {
+                    ops.push(op("backward_sweep", OpKind::LinearBackwardSweep(s)));
                     ops.push(op("backward_update", OpKind::LinearBackwardUpdate(s)));
                 }
             }
@@ -527,6 +533,7 @@ impl Workload {
             | OpKind::LinearBackwardInput(s)
             | OpKind::LinearBackwardWeight(s)
             | OpKind::LinearBackward(s)
+            | OpKind::LinearBackwardSweep(s)
             | OpKind::LinearBackwardUpdate(s) => State::Linear {
                 kind,
                 s,
@@ -619,6 +626,11 @@ impl Workload {
                 }
                 if let OpKind::LinearBackwardInput(_) | OpKind::LinearBackward(_) = kind {
                     k.linear_backward_input(s, grad_y.as_slice(), weight.as_slice(), grad_x.as_mut_slice());
+                }
+                if let OpKind::LinearBackwardSweep(_) = kind {
+                    let (x, grad_y, grad_x) = (x.as_slice(), grad_y.as_slice(), Some(grad_x.as_mut_slice()));
+                    let (gw, gb) = (grad_weight.as_mut_slice(), grad_bias.as_mut_slice());
+                    k.linear_backward_sweep(s, x, grad_y, weight.as_slice(), gw, gb, grad_x);
                 }
                 // The weights drift by the same step at every call; the kernel does not branch
                 // on them.

@@ -41,7 +41,7 @@ pub fn min_floats(kind: &OpKind) -> Option<u64> {
         OpKind::LinearBackwardWeight(s) => s.input_len() + s.output_len() + s.weight_len() + s.out_features,
         // Both gradients: x, grad_y and W read, grad_W, grad_b and grad_x written; fused with
         // the update, the same count with W written back instead of grad_W.
-        OpKind::LinearBackward(s) | OpKind::LinearBackwardUpdate(s) => {
+        OpKind::LinearBackward(s) | OpKind::LinearBackwardSweep(s) | OpKind::LinearBackwardUpdate(s) => {
             2 * s.input_len() + s.output_len() + 2 * s.weight_len() + s.out_features
         }
         OpKind::ReluForward(len) => 2 * len,

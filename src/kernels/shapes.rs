@@ -175,6 +175,24 @@ impl LinearShape {
         check_len("linear grad_weight", grad_weight, self.weight_len());
         check_len("linear grad_bias", grad_bias, self.out_features);
     }
+
+    /// Chapter 7's sweeps: both backward passes' operands (`grad_weight` is the weight itself
+    /// when the sweep updates it), the input gradient only if one is asked for.
+    pub(crate) fn check_backward_sweep(
+        &self,
+        x: &[f32],
+        grad_y: &[f32],
+        weight: &[f32],
+        grad_weight: &[f32],
+        grad_bias: &[f32],
+        grad_x: Option<&[f32]>,
+    ) {
+        check_len("linear weight", weight, self.weight_len());
+        self.check_backward_weight(x, grad_y, grad_weight, grad_bias);
+        if let Some(grad_x) = grad_x {
+            check_len("linear grad_input", grad_x, self.input_len());
+        }
+    }
 }
 
 /// Every kernel checks its slices before touching them; the SIMD kernels rely on these checks

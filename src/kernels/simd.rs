@@ -65,6 +65,19 @@ pub(crate) trait SimdF32: Copy {
     /// whatever `p` is, and changes no result.
     fn prefetch(self, p: *const f32);
 
+    /// Writes a whole vector to `dst` without reading its cache line first (a streaming, or
+    /// non-temporal, store): an ordinary store to a line the core does not hold reads the line
+    /// from memory before changing it, this one sends the bytes towards memory only. Such
+    /// stores may be seen after later ones; [`SimdF32::store_fence`] orders them.
+    /// # Safety
+    /// `dst` must be valid for writing `LANES` floats and aligned to a whole vector
+    /// (`4 * LANES` bytes).
+    unsafe fn store_stream(self, dst: *mut f32, v: Self::V);
+
+    /// Puts every streaming store before it ahead of every store after it (`sfence`): to be
+    /// called before anything else may read what the streaming stores wrote.
+    fn store_fence(self);
+
     /// `n` floats at `src`: a full vector when `n >= LANES`, else a partial one.
     /// # Safety
     /// `src` must be valid for reading `min(n, LANES)` floats.

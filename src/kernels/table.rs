@@ -23,6 +23,8 @@ pub(crate) type MaxPool2dForwardWinnersFn = unsafe fn(&Pool2dShape, &[f32], &mut
 pub(crate) type MaxPool2dBackwardWinnersFn = unsafe fn(&Pool2dShape, &[u8], &[f32], &mut [f32]);
 pub(crate) type LinearBackwardUpdateFn =
     unsafe fn(&LinearShape, &[f32], &[f32], &mut [f32], &mut [f32], Option<&mut [f32]>, f32);
+pub(crate) type LinearBackwardSweepFn =
+    unsafe fn(&LinearShape, &[f32], &[f32], &[f32], &mut [f32], &mut [f32], Option<&mut [f32]>);
 pub(crate) type PeakFn = unsafe fn(u64, f32, f32) -> f32;
 
 // ANCHOR: kernels
@@ -123,18 +125,27 @@ fn pool_winners(isa: Isa) -> Option<&'static PoolWinners> {
     }
 }
 
-/// Chapter 7: a linear layer's backward pass fused with SGD's update of its weight, for each
-/// compiled instruction set.
-fn linear_update(isa: Isa) -> Option<LinearBackwardUpdateFn> {
+/// Chapter 7: a linear layer's backward pass in one sweep over its weight, fused with SGD's
+/// update of the weight, or storing the weight's gradient.
+pub(crate) struct LinearSweeps {
+    pub(crate) update: LinearBackwardUpdateFn,
+    pub(crate) gradients: LinearBackwardSweepFn,
+}
+
+/// Chapter 7: the sweeps over a linear layer's weight, for each compiled instruction set.
+fn linear_sweeps(isa: Isa) -> Option<&'static LinearSweeps> {
     match isa {
         #[cfg(feature = "ch7")]
-        Isa::Scalar => Some(super::scalar::linear_backward_update),
+        Isa::Scalar => Some(&LinearSweeps {
+            update: super::scalar::linear_backward_update,
+            gradients: super::scalar::linear_backward_sweep,
+        }),
         #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
-        Isa::Sse => Some(super::x86::linear_update::sse),
+        Isa::Sse => Some(&super::x86::linear_update::sse::SWEEPS),
         #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
-        Isa::Avx2 => Some(super::x86::linear_update::avx2),
+        Isa::Avx2 => Some(&super::x86::linear_update::avx2::SWEEPS),
         #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
-        Isa::Avx512 => Some(super::x86::linear_update::avx512),
+        Isa::Avx512 => Some(&super::x86::linear_update::avx512::SWEEPS),
         #[allow(unreachable_patterns)]
         _ => None,
     }
@@ -403,7 +414,7 @@ impl Kernels {
     /// on its weight as one sweep ([`Kernels::linear_backward_update`]; from `ch7` on, every
     /// table).
     pub fn updates_in_backward(&self) -> bool {
-        linear_update(self.isa).is_some()
+        linear_sweeps(self.isa).is_some()
     }
 
     /// [`Kernels::linear_backward_input`] (if `grad_x` is given, from the weights before the
@@ -421,14 +432,39 @@ impl Kernels {
         grad_x: Option<&mut [f32]>,
         lr: f32,
     ) {
-        shape.check_backward_weight(x, grad_y, weight, grad_bias);
-        if let Some(gx) = grad_x.as_deref() {
-            shape.check_backward_input(grad_y, weight, gx);
-        }
-        match linear_update(self.isa) {
+        shape.check_backward_sweep(x, grad_y, weight, weight, grad_bias, grad_x.as_deref());
+        match linear_sweeps(self.isa) {
             // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
-            Some(f) => unsafe { f(shape, x, grad_y, weight, grad_bias, grad_x, lr) },
+            Some(f) => unsafe { (f.update)(shape, x, grad_y, weight, grad_bias, grad_x, lr) },
             None => super::scalar::linear_backward_update(shape, x, grad_y, weight, grad_bias, grad_x, lr),
+        }
+    }
+
+    /// [`Kernels::linear_backward_weight`] and, if `grad_x` is given,
+    /// [`Kernels::linear_backward_input`] in one sweep over the weight, which is read once, by
+    /// the tile that also makes its share of the input gradient. Bit for bit the two calls,
+    /// which a table without it runs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear_backward_sweep(
+        &self,
+        shape: &LinearShape,
+        x: &[f32],
+        grad_y: &[f32],
+        weight: &[f32],
+        grad_weight: &mut [f32],
+        grad_bias: &mut [f32],
+        grad_x: Option<&mut [f32]>,
+    ) {
+        shape.check_backward_sweep(x, grad_y, weight, grad_weight, grad_bias, grad_x.as_deref());
+        match linear_sweeps(self.isa) {
+            // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+            Some(f) => unsafe { (f.gradients)(shape, x, grad_y, weight, grad_weight, grad_bias, grad_x) },
+            None => {
+                self.linear_backward_weight(shape, x, grad_y, grad_weight, grad_bias);
+                if let Some(gx) = grad_x {
+                    self.linear_backward_input(shape, grad_y, weight, gx);
+                }
+            }
         }
     }
     // ANCHOR_END: linear_update_methods

@@ -85,6 +85,22 @@ pub trait Executor {
         lr: f32,
     );
 
+    /// Chapter 7: [`Executor::linear_backward`] in one sweep over the weight
+    /// ([`Kernels::linear_backward_sweep`]), for an optimiser that needs the weight's `grad`:
+    /// the same numbers, bit for bit. By default, the two passes of `linear_backward`.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_backward_sweep(
+        &mut self,
+        s: &LinearShape,
+        x: &[f32],
+        gy: &[f32],
+        weight: &mut Param,
+        bias: &mut Param,
+        gx: Option<&mut [f32]>,
+    ) {
+        self.linear_backward(s, x, gy, weight, bias, gx);
+    }
+
     /// Chapter 7: a convolution and the 2x2 max-pool after it, one image at a time, so that
     /// the convolution's output of the whole batch never exists: [`conv_pool_forward_image`]
     /// on every image. Writes the pooled map and the pool's winners.
@@ -286,6 +302,19 @@ impl Executor for Serial<'_> {
     ) {
         let (w, gb) = (weight.value.as_mut_slice(), bias.grad.as_mut_slice());
         self.0.linear_backward_update(s, x, gy, w, gb, gx, lr);
+    }
+
+    fn linear_backward_sweep(
+        &mut self,
+        s: &LinearShape,
+        x: &[f32],
+        gy: &[f32],
+        weight: &mut Param,
+        bias: &mut Param,
+        gx: Option<&mut [f32]>,
+    ) {
+        let (w, gw, gb) = (weight.value.as_slice(), weight.grad.as_mut_slice(), bias.grad.as_mut_slice());
+        self.0.linear_backward_sweep(s, x, gy, w, gw, gb, gx);
     }
 
     fn conv_pool_forward(
@@ -528,8 +557,9 @@ impl Graph {
     }
 
     /// The steps in reverse order. With `update_lr`, each linear layer also takes SGD's step
-    /// on its weight in the same sweep ([`Executor::linear_backward_update`]); returns the
-    /// indices of the weights so updated.
+    /// on its weight in the same sweep ([`Executor::linear_backward_update`]); without, and
+    /// with fusion on, it stores its gradients from one sweep
+    /// ([`Executor::linear_backward_sweep`]). Returns the indices of the weights updated.
     fn backward<E: Executor, P: BorrowMut<Param>>(
         &mut self,
         e: &mut E,
@@ -538,6 +568,8 @@ impl Graph {
         update_lr: Option<f32>,
     ) -> Vec<usize> {
         let (n, steps) = (self.n, self.plan.steps());
+        // With fusion on, a linear layer's two gradients come from one sweep over its weight.
+        let sweep = self.fuse && e.kernels().updates_in_backward();
         let mut updated = Vec::new();
         for (i, step) in steps.iter().enumerate().rev() {
             if i > 0 && self.fused[i - 1] {
@@ -583,6 +615,7 @@ impl Graph {
                             e.linear_backward_update(&s, x, gy, weight, bias, gx, lr);
                             updated.push(j);
                         }
+                        None if sweep => e.linear_backward_sweep(&s, x, gy, weight, bias, gx),
                         None => e.linear_backward(&s, x, gy, weight, bias, gx),
                     }
                 }

@@ -1,7 +1,8 @@
 //! Chapter 7: a linear layer's backward pass and the SGD step on its weight in one sweep over
 //! the weight, so that fc1's 16.8 MB of weights cross the memory bus twice (read, written back)
 //! instead of five times (read by the input gradient, the weight gradient written, then the
-//! weights and their gradient read and the weights written by the update).
+//! weights and their gradient read and the weights written by the update); and, for an
+//! optimiser that needs the gradient itself, the same sweep with the gradient stored.
 
 use super::feature_tiles;
 use crate::kernels::LinearShape;
@@ -45,13 +46,37 @@ pub(crate) fn linear_backward_update<S: SimdF32, const OB: usize, const V: usize
     grad_y: &[f32],
     weight: &mut [f32],
     grad_bias: &mut [f32],
+    grad_x: Option<&mut [f32]>,
+    lr: f32,
+) {
+    shape.check_backward_sweep(x, grad_y, weight, weight, grad_bias, grad_x.as_deref());
+    let w = weight.as_mut_ptr();
+    // SAFETY: W, its gradient's place (W itself), x, grad_y and grad_x have the shape's
+    // lengths (checked above).
+    unsafe { sweep::<S, OB, V, false, false>(s, shape, x, grad_y, w, w, grad_bias, grad_x, lr) }
+}
+
+/// The sweep behind both: each tile of W's gradient is stored at `out` (`STORE`, by streaming
+/// stores with `STREAM`) or taken from the weights at `w` times `lr` and the result written at
+/// `out`, which is then `w` itself.
+///
+/// # Safety
+/// `w` and `out` hold `shape.weight_len()` floats and are either equal or disjoint; `x`,
+/// `grad_y`, `grad_bias` and `grad_x` have the shape's lengths. With `STREAM`, `out` is
+/// aligned to a whole vector and `in_features` is a multiple of `LANES`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn sweep<S: SimdF32, const OB: usize, const V: usize, const STORE: bool, const STREAM: bool>(
+    s: S,
+    shape: &LinearShape,
+    x: &[f32],
+    grad_y: &[f32],
+    w: *const f32,
+    out: *mut f32,
+    grad_bias: &mut [f32],
     mut grad_x: Option<&mut [f32]>,
     lr: f32,
 ) {
-    shape.check_backward_weight(x, grad_y, weight, grad_bias);
-    if let Some(gx) = grad_x.as_deref() {
-        shape.check_backward_input(grad_y, weight, gx);
-    }
     let LinearShape { batch, in_features: d, out_features: m } = *shape;
     grad_bias.fill(0.0);
     for row in grad_y.chunks_exact(m) {
@@ -68,18 +93,18 @@ pub(crate) fn linear_backward_update<S: SimdF32, const OB: usize, const V: usize
             out.copy_from_slice(&row[i0..i0 + width]);
         }
         let panel = Panel { batch, d, m, width, lr };
-        // SAFETY: W is [m, d] and grad_y [batch, m] (both checked above), `i0 + width <= d` by
-        // the loop, and the panels hold `batch` rows of `width`.
+        // SAFETY: W and `out` are [m, d] and grad_y [batch, m] (the caller's contract),
+        // `i0 + width <= d` by the loop, and the panels hold `batch` rows of `width`.
         unsafe {
-            let w = weight.as_mut_ptr().add(i0);
+            let (w, out) = (w.add(i0), out.add(i0));
             if grad_x.is_some() {
                 let gxp = &mut gxp[..batch * width];
                 gxp.fill(0.0);
-                let at = Operands { gy: grad_y.as_ptr(), xp: xp.as_ptr(), gxp: gxp.as_mut_ptr(), w };
-                panel.run::<S, OB, V, true>(s, at);
+                let at = Operands { gy: grad_y.as_ptr(), xp: xp.as_ptr(), gxp: gxp.as_mut_ptr(), w, out };
+                panel.run::<S, OB, V, true, STORE, STREAM>(s, at);
             } else {
-                let at = Operands { gy: grad_y.as_ptr(), xp: xp.as_ptr(), gxp: std::ptr::null_mut(), w };
-                panel.run::<S, OB, V, false>(s, at);
+                let at = Operands { gy: grad_y.as_ptr(), xp: xp.as_ptr(), gxp: std::ptr::null_mut(), w, out };
+                panel.run::<S, OB, V, false, STORE, STREAM>(s, at);
             }
         }
         if let Some(gx) = grad_x.as_deref_mut() {
@@ -90,6 +115,48 @@ pub(crate) fn linear_backward_update<S: SimdF32, const OB: usize, const V: usize
     }
 }
 // ANCHOR_END: linear_backward_update
+
+// ANCHOR: linear_backward_sweep
+/// Both gradients of a linear layer in one sweep over its weight, for an optimiser that needs
+/// the gradient itself (SGD with momentum): the same sweep, each tile of `grad_w` stored where
+/// [`linear_backward_update`] would have updated the weights. W is read once, by the tile that
+/// also makes its share of the input gradient, where the separate passes read it in a pass of
+/// their own. Bit for bit those passes.
+///
+/// With `STREAM`, the gradient goes out by streaming stores where they can be used (every
+/// row of the gradient starts on a whole vector: `grad_w` so aligned and `d` a multiple of
+/// `LANES`): nothing reads a line of it before it is written, so 16.8 MB of fc1's 50 MB
+/// of traffic are not moved. Otherwise each tile asks for the lines of the gradient it will
+/// write next, as it does for those of W.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn linear_backward_sweep<S: SimdF32, const OB: usize, const V: usize, const STREAM: bool>(
+    s: S,
+    shape: &LinearShape,
+    x: &[f32],
+    grad_y: &[f32],
+    weight: &[f32],
+    grad_weight: &mut [f32],
+    grad_bias: &mut [f32],
+    grad_x: Option<&mut [f32]>,
+) {
+    shape.check_backward_sweep(x, grad_y, weight, grad_weight, grad_bias, grad_x.as_deref());
+    let (w, gw) = (weight.as_ptr(), grad_weight.as_mut_ptr());
+    let whole_vectors = gw.addr().is_multiple_of(4 * S::LANES) && shape.in_features.is_multiple_of(S::LANES);
+    // SAFETY: W and its gradient, x, grad_y and grad_x have the shape's lengths (checked
+    // above), and the gradient, borrowed mutably, overlaps none of the others. Streaming
+    // stores are chosen only where every full vector of the gradient is aligned.
+    unsafe {
+        match STREAM && whole_vectors {
+            true => {
+                sweep::<S, OB, V, true, true>(s, shape, x, grad_y, w, gw, grad_bias, grad_x, 0.0);
+                s.store_fence();
+            }
+            false => sweep::<S, OB, V, true, false>(s, shape, x, grad_y, w, gw, grad_bias, grad_x, 0.0),
+        }
+    }
+}
+// ANCHOR_END: linear_backward_sweep
 
 /// One panel of the sweep: `width` features of every row of W.
 #[derive(Clone, Copy)]
@@ -106,13 +173,15 @@ struct Panel {
 
 // ANCHOR: sweep_tile
 /// Where a tile's operands start: grad_y at its first row's column, the panels of x and of the
-/// input gradient at its first feature, W at its first row and feature.
+/// input gradient at its first feature, W and what the tile writes (W's gradient, or W itself
+/// when it is updated) at its first row and feature.
 #[derive(Clone, Copy)]
 struct Operands {
     gy: *const f32,
     xp: *const f32,
     gxp: *mut f32,
-    w: *mut f32,
+    w: *const f32,
+    out: *mut f32,
 }
 
 impl Panel {
@@ -121,9 +190,22 @@ impl Panel {
     ///
     /// # Safety
     /// `at.gy` is grad_y `[batch, m]`; `at.xp` (and `at.gxp` if `GX`) hold `batch` rows of
-    /// `width`; `at.w` is the panel's first feature in row 0 of a W of `m` rows of `d` floats.
+    /// `width`; `at.w` and `at.out` are the panel's first feature in row 0 of a W (and of its
+    /// gradient, or of W again) of `m` rows of `d` floats; with `STREAM`, `at.out` is aligned
+    /// to a whole vector and so is `d` floats.
     #[inline(always)]
-    unsafe fn run<S: SimdF32, const OB: usize, const V: usize, const GX: bool>(self, s: S, at: Operands) {
+    unsafe fn run<
+        S: SimdF32,
+        const OB: usize,
+        const V: usize,
+        const GX: bool,
+        const STORE: bool,
+        const STREAM: bool,
+    >(
+        self,
+        s: S,
+        at: Operands,
+    ) {
         let mut o0 = 0;
         while o0 < self.m {
             let rows = if self.m - o0 >= OB { OB } else { 1 };
@@ -136,14 +218,15 @@ impl Panel {
                         xp: at.xp.add(f),
                         gxp: at.gxp.wrapping_add(f),
                         w: at.w.add(o0 * self.d + f),
+                        out: at.out.add(o0 * self.d + f),
                     };
                     match (rows == OB, nv) {
-                        (true, 0) => self.tile::<S, OB, 1, true, GX>(s, at, f),
-                        (true, 1) => self.tile::<S, OB, 1, false, GX>(s, at, f),
-                        (true, _) => self.tile::<S, OB, V, false, GX>(s, at, f),
-                        (false, 0) => self.tile::<S, 1, 1, true, GX>(s, at, f),
-                        (false, 1) => self.tile::<S, 1, 1, false, GX>(s, at, f),
-                        (false, _) => self.tile::<S, 1, V, false, GX>(s, at, f),
+                        (true, 0) => self.tile::<S, OB, 1, true, GX, STORE, STREAM>(s, at, f),
+                        (true, 1) => self.tile::<S, OB, 1, false, GX, STORE, STREAM>(s, at, f),
+                        (true, _) => self.tile::<S, OB, V, false, GX, STORE, STREAM>(s, at, f),
+                        (false, 0) => self.tile::<S, 1, 1, true, GX, STORE, STREAM>(s, at, f),
+                        (false, 1) => self.tile::<S, 1, 1, false, GX, STORE, STREAM>(s, at, f),
+                        (false, _) => self.tile::<S, 1, V, false, GX, STORE, STREAM>(s, at, f),
                     }
                 }
             }
@@ -158,15 +241,24 @@ impl Panel {
     /// as long without, in each of three alternating pairs).
     ///
     /// # Safety
-    /// As [`Panel::run`], with the pointers moved to row `o0` and feature `f`.
+    /// As [`Panel::run`], with the pointers moved to row `o0` and feature `f`; with `STREAM`,
+    /// every full vector the tile writes at `at.out` is aligned to a whole vector.
     #[inline(always)]
-    unsafe fn tile<S: SimdF32, const R: usize, const V: usize, const PARTIAL: bool, const GX: bool>(
+    unsafe fn tile<
+        S: SimdF32,
+        const R: usize,
+        const V: usize,
+        const PARTIAL: bool,
+        const GX: bool,
+        const STORE: bool,
+        const STREAM: bool,
+    >(
         self,
         s: S,
         at: Operands,
         f: usize,
     ) {
-        let (Panel { batch, d, m, width, lr }, Operands { gy, xp, gxp, w }) = (self, at);
+        let (Panel { batch, d, m, width, lr }, Operands { gy, xp, gxp, w, out }) = (self, at);
         let n = width - f;
         // SAFETY: every row, image and feature touched is inside the operands (the caller's
         // contract); with `PARTIAL` only the `n` features left are.
@@ -177,6 +269,9 @@ impl Panel {
             for r in 0..R {
                 for v in 0..V {
                     s.prefetch(w.wrapping_add((r + R) * d + v * S::LANES));
+                    if STORE && !STREAM {
+                        s.prefetch(out.wrapping_add((r + R) * d + v * S::LANES));
+                    }
                 }
             }
             let mut g = [[s.zero(); V]; R];
@@ -203,8 +298,13 @@ impl Panel {
             let step = s.splat(-lr);
             for r in 0..R {
                 for v in 0..V {
-                    let (dst, new) = (w.add(r * d + v * S::LANES), s.mul_add(step, g[r][v], wv[r][v]));
-                    if PARTIAL { s.store_partial(dst, new, n) } else { s.store(dst, new) }
+                    let dst = out.add(r * d + v * S::LANES);
+                    let new = if STORE { g[r][v] } else { s.mul_add(step, g[r][v], wv[r][v]) };
+                    match (PARTIAL, STREAM) {
+                        (true, _) => s.store_partial(dst, new, n),
+                        (false, true) => s.store_stream(dst, new),
+                        (false, false) => s.store(dst, new),
+                    }
                 }
             }
         }

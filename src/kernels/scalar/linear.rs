@@ -93,3 +93,20 @@ pub fn linear_backward_update(
     super::axpy(-lr, &grad_weight, weight);
 }
 // ANCHOR_END: linear_backward_update
+
+/// Chapter 7: both gradients, as the two passes the vector kernels' single sweep replaces.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward_sweep(
+    s: &LinearShape,
+    x: &[f32],
+    grad_y: &[f32],
+    weight: &[f32],
+    grad_weight: &mut [f32],
+    grad_bias: &mut [f32],
+    grad_x: Option<&mut [f32]>,
+) {
+    if let Some(grad_x) = grad_x {
+        linear_backward_input(s, grad_y, weight, grad_x);
+    }
+    linear_backward_weight(s, x, grad_y, grad_weight, grad_bias);
+}

@@ -17,7 +17,9 @@ pub use conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
 pub(crate) use im2col::{col2im, im2col};
 #[cfg(feature = "ch7")]
 pub use im2col::{conv2d_backward_input_im2col, conv2d_backward_weight_im2col, conv2d_forward_im2col};
-pub use linear::{linear_backward_input, linear_backward_update, linear_backward_weight, linear_forward};
+pub use linear::{
+    linear_backward_input, linear_backward_sweep, linear_backward_update, linear_backward_weight, linear_forward,
+};
 pub use pool::{max_pool2d_backward, max_pool2d_backward_winners, max_pool2d_forward, max_pool2d_forward_winners};
 pub use sgd::{axpy, sgd_momentum_update};
 

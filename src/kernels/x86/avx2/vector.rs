@@ -114,6 +114,17 @@ impl SimdF32 for Avx2 {
         unsafe { _mm256_and_ps(m, v) }
     }
     #[inline(always)]
+    unsafe fn store_stream(self, dst: *mut f32, v: __m256) {
+        // SAFETY: the caller guarantees 8 writable floats at `dst`, aligned to 32 bytes;
+        // `self` proves AVX2.
+        unsafe { _mm256_stream_ps(dst, v) }
+    }
+    #[inline(always)]
+    fn store_fence(self) {
+        // SAFETY: `self` proves AVX2 (and `sfence` is SSE's); no memory is touched.
+        unsafe { _mm_sfence() }
+    }
+    #[inline(always)]
     fn prefetch(self, p: *const f32) {
         // SAFETY: a prefetch is a hint that never faults, even for an invalid address.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }

@@ -105,6 +105,17 @@ impl SimdF32 for Avx512 {
         unsafe { _mm512_maskz_mov_ps(m, v) }
     }
     #[inline(always)]
+    unsafe fn store_stream(self, dst: *mut f32, v: __m512) {
+        // SAFETY: the caller guarantees 16 writable floats at `dst`, aligned to 64 bytes;
+        // `self` proves AVX-512F.
+        unsafe { _mm512_stream_ps(dst, v) }
+    }
+    #[inline(always)]
+    fn store_fence(self) {
+        // SAFETY: `self` proves AVX-512F (and `sfence` is SSE's); no memory is touched.
+        unsafe { _mm_sfence() }
+    }
+    #[inline(always)]
     fn prefetch(self, p: *const f32) {
         // SAFETY: a prefetch is a hint that never faults, even for an invalid address.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }

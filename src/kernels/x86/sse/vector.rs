@@ -114,6 +114,17 @@ impl SimdF32 for Sse {
         unsafe { _mm_and_ps(m, v) }
     }
     #[inline(always)]
+    unsafe fn store_stream(self, dst: *mut f32, v: __m128) {
+        // SAFETY: the caller guarantees 4 writable floats at `dst`, aligned to 16 bytes;
+        // `self` proves SSE2.
+        unsafe { _mm_stream_ps(dst, v) }
+    }
+    #[inline(always)]
+    fn store_fence(self) {
+        // SAFETY: `self` proves SSE2 (and `sfence` is SSE's); no memory is touched.
+        unsafe { _mm_sfence() }
+    }
+    #[inline(always)]
     fn prefetch(self, p: *const f32) {
         // SAFETY: a prefetch is a hint that never faults, even for an invalid address.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p as *const i8) }
