@@ -265,11 +265,10 @@ fn the_fused_linear_update_is_the_three_passes_bit_for_bit() {
 }
 // ANCHOR_END: linear_update_test
 
-// ANCHOR: linear_sweep_test
 /// Both gradients from one sweep are the two passes' gradients, bit for bit, on every
-/// instruction set: with the gradient on a whole vector and `d` a multiple of 16 (where
-/// AVX-512 writes it by streaming stores) and without either (where it cannot). Every float of
-/// the gradient is written, whatever was there before.
+/// instruction set, on awkward shapes: with the gradient on a whole vector and `d` a multiple
+/// of 16, and without either. Every float of the gradient is written, whatever was there
+/// before. (These layers are too small to be streamed; the next test's is not.)
 #[test]
 fn the_linear_sweep_is_the_two_passes_bit_for_bit() {
     for_each_isa(|k| {
@@ -301,6 +300,38 @@ fn the_linear_sweep_is_the_two_passes_bit_for_bit() {
         });
         if let Err(e) = result {
             panic!("{e}");
+        }
+    });
+}
+
+// ANCHOR: linear_sweep_test
+/// A layer whose weights and gradient fill the last-level cache, which AVX-512's sweep streams
+/// (Listing 7.21): rows of 4096 features, as many rows as it takes. The two passes' bits on
+/// every instruction set, the gradient aligned (streamed, with AVX-512) and one float off (not).
+#[test]
+fn a_streamed_gradient_is_the_two_passes_bit_for_bit() {
+    for_each_isa(|k| {
+        let shape = |m| LinearShape { batch: 3, in_features: 4096, out_features: m };
+        // Up to 512 MB of weights: larger than the last-level cache of any CPU we know.
+        let rows = (6..=15).map(|p| 1usize << p).find(|&m| k.linear_sweep_streams(&shape(m)));
+        if k.isa() == Isa::Avx512 {
+            assert!(rows.is_some(), "AVX-512's sweep streams no gradient of up to 512 MB");
+        }
+        let s = shape(rows.unwrap_or(64));
+        let (x, gy, w) = (rand_vec(s.input_len(), 5), rand_vec(s.output_len(), 6), rand_vec(s.weight_len(), 7));
+        let (mut gw2, mut gb2, mut gx2) =
+            (vec![0.0; s.weight_len()], vec![0.0; s.out_features], vec![0.0; s.input_len()]);
+        k.linear_backward_weight(&s, &x, &gy, &mut gw2, &mut gb2);
+        k.linear_backward_input(&s, &gy, &w, &mut gx2);
+        let mut room = AlignedVec::zeros(s.weight_len() + 1);
+        for offset in [0, 1] {
+            room.fill(f32::NAN);
+            let gw = &mut room[offset..][..s.weight_len()];
+            let (mut gb, mut gx) = (vec![f32::NAN; s.out_features], vec![f32::NAN; s.input_len()]);
+            k.linear_backward_sweep(&s, &x, &gy, &w, gw, &mut gb, Some(&mut gx));
+            let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+            assert!(same(gw, &gw2), "{}: weight gradient, {offset} floats off, {s:?}", k.isa());
+            assert!(same(&gb, &gb2) && same(&gx, &gx2), "{}: bias or input gradient, {s:?}", k.isa());
         }
     });
 }

@@ -130,6 +130,8 @@ fn pool_winners(isa: Isa) -> Option<&'static PoolWinners> {
 pub(crate) struct LinearSweeps {
     pub(crate) update: LinearBackwardUpdateFn,
     pub(crate) gradients: LinearBackwardSweepFn,
+    /// Whether `gradients` writes a layer's weight gradient by streaming stores.
+    pub(crate) streams: fn(&LinearShape) -> bool,
 }
 
 /// Chapter 7: the sweeps over a linear layer's weight, for each compiled instruction set.
@@ -139,6 +141,7 @@ fn linear_sweeps(isa: Isa) -> Option<&'static LinearSweeps> {
         Isa::Scalar => Some(&LinearSweeps {
             update: super::scalar::linear_backward_update,
             gradients: super::scalar::linear_backward_sweep,
+            streams: |_| false,
         }),
         #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
         Isa::Sse => Some(&super::x86::linear_update::sse::SWEEPS),
@@ -438,6 +441,14 @@ impl Kernels {
             Some(f) => unsafe { (f.update)(shape, x, grad_y, weight, grad_bias, grad_x, lr) },
             None => super::scalar::linear_backward_update(shape, x, grad_y, weight, grad_bias, grad_x, lr),
         }
+    }
+
+    /// Whether [`Kernels::linear_backward_sweep`] writes the weight gradient of a layer of this
+    /// shape by streaming stores, given a gradient that starts on a whole vector and rows of
+    /// whole vectors (chapter 7: AVX-512's sweep, for weights larger than half the last-level
+    /// cache).
+    pub fn linear_sweep_streams(&self, shape: &LinearShape) -> bool {
+        linear_sweeps(self.isa).is_some_and(|f| (f.streams)(shape))
     }
 
     /// [`Kernels::linear_backward_weight`] and, if `grad_x` is given,

@@ -123,14 +123,14 @@ unsafe fn sweep<S: SimdF32, const OB: usize, const V: usize, const STORE: bool, 
 /// also makes its share of the input gradient, where the separate passes read it in a pass of
 /// their own. Bit for bit those passes.
 ///
-/// With `STREAM`, the gradient goes out by streaming stores where they can be used (every
+/// With `stream`, the gradient goes out by streaming stores where they can be used (every
 /// row of the gradient starts on a whole vector: `grad_w` so aligned and `d` a multiple of
 /// `LANES`): nothing reads a line of it before it is written, so 16.8 MB of fc1's 50 MB
 /// of traffic are not moved. Otherwise each tile asks for the lines of the gradient it will
 /// write next, as it does for those of W.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn linear_backward_sweep<S: SimdF32, const OB: usize, const V: usize, const STREAM: bool>(
+pub(crate) fn linear_backward_sweep<S: SimdF32, const OB: usize, const V: usize>(
     s: S,
     shape: &LinearShape,
     x: &[f32],
@@ -139,6 +139,7 @@ pub(crate) fn linear_backward_sweep<S: SimdF32, const OB: usize, const V: usize,
     grad_weight: &mut [f32],
     grad_bias: &mut [f32],
     grad_x: Option<&mut [f32]>,
+    stream: bool,
 ) {
     shape.check_backward_sweep(x, grad_y, weight, grad_weight, grad_bias, grad_x.as_deref());
     let (w, gw) = (weight.as_ptr(), grad_weight.as_mut_ptr());
@@ -147,7 +148,7 @@ pub(crate) fn linear_backward_sweep<S: SimdF32, const OB: usize, const V: usize,
     // above), and the gradient, borrowed mutably, overlaps none of the others. Streaming
     // stores are chosen only where every full vector of the gradient is aligned.
     unsafe {
-        match STREAM && whole_vectors {
+        match stream && whole_vectors {
             true => {
                 sweep::<S, OB, V, true, true>(s, shape, x, grad_y, w, gw, grad_bias, grad_x, 0.0);
                 s.store_fence();

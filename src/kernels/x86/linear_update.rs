@@ -7,8 +7,26 @@
 use super::avx2::Avx2;
 use super::avx512::Avx512;
 use super::sse::Sse;
+use crate::kernels::cache::data_caches;
 use crate::kernels::table::LinearSweeps;
 use crate::kernels::{LinearShape, generic};
+use std::sync::OnceLock;
+
+// ANCHOR: streams_gradient
+/// Whether a sweep that may stream writes this layer's weight gradient by streaming stores:
+/// when the weights and their gradient together are as large as this CPU's last-level cache or
+/// larger, so that they cannot both stay in it (it holds the rest of the step too, and other
+/// cores' work). Written by ordinary stores, a smaller gradient is still in a cache when the
+/// optimiser reads it a moment later; a larger one is read back from memory anyway, so reading
+/// each of its lines before writing it is pure loss. fc1's weights and gradient, 2 x 16 MiB,
+/// fill a Zen 4's 32 MiB L3; the MNIST network's layers, under 1 MB together, stay in the L2.
+pub(crate) fn streams_gradient(shape: &LinearShape) -> bool {
+    static LAST_LEVEL: OnceLock<usize> = OnceLock::new();
+    // With no cache described, 32 MiB: an L3 of a large desktop or a server's share of one.
+    let last_level = *LAST_LEVEL.get_or_init(|| data_caches().last().map_or(32 << 20, |c| c.bytes));
+    2 * shape.weight_len().saturating_mul(size_of::<f32>()) >= last_level
+}
+// ANCHOR_END: streams_gradient
 
 /// The two sweeps for one instruction set, `rows` rows of W by `vectors` vectors of features:
 /// the backward pass with the update, and with the weight gradient stored.
@@ -41,10 +59,15 @@ macro_rules! sweeps {
                 gb: &mut [f32],
                 gx: Option<&mut [f32]>,
             ) {
-                generic::linear_backward_sweep::<_, $rows, $vectors, $stream>($simd::new(), s, x, gy, w, gw, gb, gx)
+                let stream = $stream && streams_gradient(s);
+                generic::linear_backward_sweep::<_, $rows, $vectors>($simd::new(), s, x, gy, w, gw, gb, gx, stream)
             }
 
-            pub(crate) static SWEEPS: LinearSweeps = LinearSweeps { update, gradients };
+            fn streams(s: &LinearShape) -> bool {
+                $stream && streams_gradient(s)
+            }
+
+            pub(crate) static SWEEPS: LinearSweeps = LinearSweeps { update, gradients, streams };
         }
     };
 }
@@ -54,7 +77,7 @@ macro_rules! sweeps {
 // AVX-512: 4x2 took 3.0-3.3 ms, 6x2 3.5-4.0, 8x1 3.2-3.6, 4x3 3.5-4.1 and 2x4 4.2-4.5.
 //
 // The last argument says whether the sweep that stores the gradient does it by streaming
-// stores. On the same Zen 4, timing fc1's two gradients in alternating rounds of one process:
+// stores (for a layer that `streams_gradient`). On the same Zen 4, timing fc1's two gradients in alternating rounds of one process:
 // with AVX-512 (4x2), 3.74-4.14 ms with them and 4.33-4.78 ms without (the gradient's lines
 // asked for ahead instead); with AVX2, 6.8 ms with them (4x1, half a line per store) or
 // 4.8-5.1 ms (2x2, whole lines), and 4.6-4.9 ms without (4x1). So AVX-512 streams, the others
