@@ -214,8 +214,8 @@ fn fusion_can_be_turned_off() {
 }
 
 fn linear_shapes() -> impl Strategy<Value = (LinearShape, u64, bool)> + Clone {
-    // Up to 1300 features: up to three panels of 512, the last one often not a multiple of
-    // any vector width.
+    // Up to 1300 features: up to eleven of the sweep's panels of 128, the last one often not
+    // a multiple of any vector width.
     (1..=17usize, 1..=1300usize, 1..=20usize, any::<u64>(), any::<bool>())
         .prop_map(|(batch, d, m, seed, gx)| (LinearShape { batch, in_features: d, out_features: m }, seed, gx))
 }
@@ -306,18 +306,20 @@ fn the_linear_sweep_is_the_two_passes_bit_for_bit() {
 
 // ANCHOR: linear_sweep_test
 /// A layer whose weights and gradient fill the last-level cache, which AVX-512's sweep streams
-/// (Listing 7.21): rows of 4096 features, as many rows as it takes. The two passes' bits on
-/// every instruction set, the gradient aligned (streamed, with AVX-512) and one float off (not).
+/// (Listing 7.21): rows of 4112 features (32 panels of 128 and one of a single AVX-512 vector),
+/// one row more than a power of two (a last tile of one row), as many rows as it takes. The two
+/// passes' bits on every instruction set, the gradient aligned (streamed, with AVX-512) and one
+/// float off (not).
 #[test]
 fn a_streamed_gradient_is_the_two_passes_bit_for_bit() {
     for_each_isa(|k| {
-        let shape = |m| LinearShape { batch: 3, in_features: 4096, out_features: m };
+        let shape = |m| LinearShape { batch: 3, in_features: 4112, out_features: m };
         // Up to 512 MB of weights: larger than the last-level cache of any CPU we know.
-        let rows = (6..=15).map(|p| 1usize << p).find(|&m| k.linear_sweep_streams(&shape(m)));
+        let rows = (6..=15).map(|p| (1usize << p) + 1).find(|&m| k.linear_sweep_streams(&shape(m)));
         if k.isa() == Isa::Avx512 {
             assert!(rows.is_some(), "AVX-512's sweep streams no gradient of up to 512 MB");
         }
-        let s = shape(rows.unwrap_or(64));
+        let s = shape(rows.unwrap_or(65));
         let (x, gy, w) = (rand_vec(s.input_len(), 5), rand_vec(s.output_len(), 6), rand_vec(s.weight_len(), 7));
         let (mut gw2, mut gb2, mut gx2) =
             (vec![0.0; s.weight_len()], vec![0.0; s.out_features], vec![0.0; s.input_len()]);

@@ -445,8 +445,8 @@ impl Kernels {
 
     /// Whether [`Kernels::linear_backward_sweep`] writes the weight gradient of a layer of this
     /// shape by streaming stores, given a gradient that starts on a whole vector and rows of
-    /// whole vectors (chapter 7: AVX-512's sweep, for weights larger than half the last-level
-    /// cache).
+    /// whole vectors (chapter 7: AVX-512's sweep, for weights at least half as large as the
+    /// last-level cache).
     pub fn linear_sweep_streams(&self, shape: &LinearShape) -> bool {
         linear_sweeps(self.isa).is_some_and(|f| (f.streams)(shape))
     }

@@ -77,6 +77,9 @@ unsafe fn sweep<S: SimdF32, const OB: usize, const V: usize, const STORE: bool, 
     mut grad_x: Option<&mut [f32]>,
     lr: f32,
 ) {
+    // Streaming stores rely on it: with `d` a multiple of `LANES`, every panel then starts on a
+    // whole vector of each row.
+    const { assert!(PANEL.is_multiple_of(S::LANES), "whole vectors in a panel") };
     let LinearShape { batch, in_features: d, out_features: m } = *shape;
     grad_bias.fill(0.0);
     for row in grad_y.chunks_exact(m) {
@@ -150,11 +153,22 @@ pub(crate) fn linear_backward_sweep<S: SimdF32, const OB: usize, const V: usize>
     unsafe {
         match stream && whole_vectors {
             true => {
+                // Fences the streaming stores when the sweep ends, even by a panic: nothing,
+                // this thread included, may read the gradient before (`_mm_sfence`'s rule).
+                let _fence = Fence(s);
                 sweep::<S, OB, V, true, true>(s, shape, x, grad_y, w, gw, grad_bias, grad_x, 0.0);
-                s.store_fence();
             }
             false => sweep::<S, OB, V, true, false>(s, shape, x, grad_y, w, gw, grad_bias, grad_x, 0.0),
         }
+    }
+}
+
+/// Orders every streaming store before it ahead of everything after it, when dropped.
+struct Fence<S: SimdF32>(S);
+
+impl<S: SimdF32> Drop for Fence<S> {
+    fn drop(&mut self) {
+        self.0.store_fence();
     }
 }
 // ANCHOR_END: linear_backward_sweep
@@ -193,7 +207,8 @@ impl Panel {
     /// `at.gy` is grad_y `[batch, m]`; `at.xp` (and `at.gxp` if `GX`) hold `batch` rows of
     /// `width`; `at.w` and `at.out` are the panel's first feature in row 0 of a W (and of its
     /// gradient, or of W again) of `m` rows of `d` floats; with `STREAM`, `at.out` is aligned
-    /// to a whole vector and so is `d` floats.
+    /// to a whole vector and `d` is a whole number of vectors, so every row's panel starts on
+    /// one.
     #[inline(always)]
     unsafe fn run<
         S: SimdF32,
