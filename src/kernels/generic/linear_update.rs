@@ -280,11 +280,18 @@ impl Panel {
         // contract); with `PARTIAL` only the `n` features left are.
         unsafe {
             let load = |p: *const f32| if PARTIAL { s.load_partial(p, n) } else { s.load(p) };
-            let wv: [[S::V; V]; R] =
-                std::array::from_fn(|r| std::array::from_fn(|v| load(w.add(r * d + v * S::LANES))));
+            // The weights serve the input gradient and the update; a sweep that only stores the
+            // weight gradient (a first layer, with no input gradient) does not read them.
+            let reads_w = GX || !STORE;
+            let wv: [[S::V; V]; R] = match reads_w {
+                true => std::array::from_fn(|r| std::array::from_fn(|v| load(w.add(r * d + v * S::LANES)))),
+                false => [[s.zero(); V]; R],
+            };
             for r in 0..R {
                 for v in 0..V {
-                    s.prefetch(w.wrapping_add((r + R) * d + v * S::LANES));
+                    if reads_w {
+                        s.prefetch(w.wrapping_add((r + R) * d + v * S::LANES));
+                    }
                     if STORE && !STREAM {
                         s.prefetch(out.wrapping_add((r + R) * d + v * S::LANES));
                     }

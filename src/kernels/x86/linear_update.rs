@@ -59,8 +59,7 @@ macro_rules! sweeps {
                 gb: &mut [f32],
                 gx: Option<&mut [f32]>,
             ) {
-                let stream = $stream && streams_gradient(s);
-                generic::linear_backward_sweep::<_, $rows, $vectors>($simd::new(), s, x, gy, w, gw, gb, gx, stream)
+                generic::linear_backward_sweep::<_, $rows, $vectors>($simd::new(), s, x, gy, w, gw, gb, gx, streams(s))
             }
 
             fn streams(s: &LinearShape) -> bool {
