@@ -1,3 +1,5 @@
+use crate::tensor::layout::transpose;
+
 /// Flattens NHWC feature maps `[n, h, w, c]` into rows `[n, c*h*w]` in PyTorch's order
 /// (channel slowest), so that a `Linear` after it has exactly the weight PyTorch's
 /// `nn.Flatten()` + `nn.Linear` would have. No arithmetic, only a transpose of each image.
@@ -18,12 +20,10 @@ impl Flatten {
     pub fn forward(&self, x: &[f32], rows: &mut [f32]) {
         let Flatten { h, w, c } = *self;
         assert!(x.len() == rows.len() && x.len().is_multiple_of(self.features()), "flatten: lengths do not match");
+        // Each image is a matrix of h*w pixels by c channels, and its row is that matrix
+        // transposed: the obvious loop is `row[ch * h * w + pixel] = image[pixel * c + ch]`.
         for (image, row) in x.chunks_exact(self.features()).zip(rows.chunks_exact_mut(self.features())) {
-            for (pixel, values) in image.chunks_exact(c).enumerate() {
-                for (ch, &v) in values.iter().enumerate() {
-                    row[ch * h * w + pixel] = v;
-                }
-            }
+            transpose(image, c, 0..c, h * w, row);
         }
     }
     // ANCHOR_END: flatten
@@ -36,11 +36,7 @@ impl Flatten {
             "flatten: lengths do not match"
         );
         for (row, image) in grad_rows.chunks_exact(self.features()).zip(grad_x.chunks_exact_mut(self.features())) {
-            for (pixel, values) in image.chunks_exact_mut(c).enumerate() {
-                for (ch, v) in values.iter_mut().enumerate() {
-                    *v = row[ch * h * w + pixel];
-                }
-            }
+            transpose(row, h * w, 0..h * w, c, image);
         }
     }
 }

@@ -9,6 +9,7 @@
 use crate::kernels::LinearShape;
 use crate::kernels::simd::SimdF32;
 use crate::tensor::AlignedVec;
+use crate::tensor::layout::transpose;
 
 /// Features per block in the forward pass: the transposed block of x (2048 features x 16
 /// images, 128 KB) stays in L2 while every output tile reads it, and the block of W an output
@@ -69,7 +70,7 @@ pub(crate) fn linear_forward<S: SimdF32, const OB: usize, const BV: usize, const
     let mut xt = AlignedVec::zeros(FORWARD_BLOCK.min(d) * bp);
     for k0 in (0..d).step_by(FORWARD_BLOCK) {
         let k1 = (k0 + FORWARD_BLOCK).min(d);
-        transpose_block(x, d, k0..k1, bp, &mut xt);
+        transpose(x, d, k0..k1, bp, &mut xt);
         let mut o0 = 0;
         while o0 < m {
             let oc = if m - o0 >= OB { OB } else { 1 };
@@ -97,51 +98,8 @@ pub(crate) fn linear_forward<S: SimdF32, const OB: usize, const BV: usize, const
 }
 // ANCHOR_END: linear_forward_fn
 
-/// Floats per side of the square [`transpose_block`] moves at a time: one cache line of x or
-/// of `xt` (at a batch of 16).
-const TRANSPOSE_SIDE: usize = 16;
-
-// ANCHOR: transpose_block
-/// `xt[k][b] = x[b, k0 + k]` for the features `k0..k1` of every image (`xt` is
-/// `[k1 - k0, bp]`), by squares of 16 features x 16 images: each image's 16 features (one
-/// line of its row) are copied to a square on the stack, and the square then written out as
-/// 16 rows of `xt` (each, at a batch of 16, one whole line).
-///
-/// The obvious loop, one image at a time down a column of `xt`, writes one float into each of
-/// `k1 - k0` lines and comes back 16 times: for fc1's blocks (2048 features, 128 KB of `xt`,
-/// more than the L1 holds) every float was a store to the L2; on a Zen 4 (family 25, model
-/// 17) the squares took 8-18 % off fc1's forward pass. Row by row of `xt` instead, each float
-/// read would be a line of its own, all `batch` of them 128 KB apart, in one set of the L1.
-///
-/// A function of its own, compiled once for every instruction set: inlined into the AVX-512
-/// forward pass, LLVM kept `bp` on the stack and reloaded it for every float, and with the
-/// transposes more than half of the MNIST 64->10 layer's time, that put AVX-512 behind AVX2.
-#[inline(never)]
-fn transpose_block(x: &[f32], d: usize, block: std::ops::Range<usize>, bp: usize, xt: &mut [f32]) {
-    const S: usize = TRANSPOSE_SIDE;
-    let batch = x.len() / d;
-    let mut square = [[0.0f32; S]; S];
-    for kq in block.clone().step_by(S) {
-        let ks = S.min(block.end - kq);
-        for bq in (0..batch).step_by(S) {
-            let bs = S.min(batch - bq);
-            for (b, line) in square[..bs].iter_mut().enumerate() {
-                let from = (bq + b) * d + kq;
-                line[..ks].copy_from_slice(&x[from..from + ks]);
-            }
-            for k in 0..ks {
-                let to = (kq - block.start + k) * bp + bq;
-                for (b, out) in xt[to..to + bs].iter_mut().enumerate() {
-                    *out = square[b][k];
-                }
-            }
-        }
-    }
-}
-// ANCHOR_END: transpose_block
-
 /// `y[b, o] = yt[o][b]`: the result back in the caller's layout (`[batch, m]`), dropping the
-/// lanes past the batch. Not inlined, for the reason [`transpose_block`] gives.
+/// lanes past the batch. Not inlined, for the reason [`transpose`] gives.
 #[inline(never)]
 fn transpose_back(yt: &[f32], bp: usize, y: &mut [f32], m: usize) {
     for (b, row) in y.chunks_exact_mut(m).enumerate() {
@@ -498,34 +456,3 @@ pub(crate) fn linear_backward_weight<S: SimdF32, const OB: usize, const IV: usiz
 /// 8.7-9.3 ms with its feature tiles outermost (four runs each, alternating with them); panels
 /// of 384 features were no faster than none, and panels of 4096 no faster than 1536.
 const WEIGHT_PANEL: usize = 1536;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every float lands where the obvious loop (`xt[k][b] = x[b, k0 + k]`) puts it, and the
-    /// padding lanes past the batch are not touched: batches around the square's side, padded
-    /// to SSE's and AVX-512's vectors, and blocks that start past 0 and end inside a square.
-    #[test]
-    fn the_transpose_by_squares_is_the_obvious_transpose() {
-        for batch in [1usize, 5, 15, 16, 17, 33] {
-            for (d, block) in [(1, 0..1), (15, 0..15), (40, 3..37), (70, 16..70), (2100, 2048..2100)] {
-                for bp in [batch.next_multiple_of(4), batch.next_multiple_of(16)] {
-                    let x: Vec<f32> = (0..batch * d).map(|i| i as f32).collect();
-                    let mut xt = vec![f32::NAN; block.len() * bp];
-                    transpose_block(&x, d, block.clone(), bp, &mut xt);
-                    for (k, row) in xt.chunks_exact(bp).enumerate() {
-                        for (b, &got) in row.iter().enumerate() {
-                            let want = if b < batch { x[b * d + block.start + k] } else { f32::NAN };
-                            assert_eq!(
-                                got.to_bits(),
-                                want.to_bits(),
-                                "batch {batch}, d {d}, {block:?}, bp {bp}: xt[{k}][{b}]"
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
