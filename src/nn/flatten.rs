@@ -1,4 +1,7 @@
+#[cfg(not(feature = "ch7"))]
 use crate::tensor::layout::transpose;
+#[cfg(feature = "ch7")]
+use crate::tensor::squares::transpose;
 
 /// Flattens NHWC feature maps `[n, h, w, c]` into rows `[n, c*h*w]` in PyTorch's order
 /// (channel slowest), so that a `Linear` after it has exactly the weight PyTorch's

@@ -74,79 +74,37 @@ pub fn hwio_to_oihw(w: &Tensor) -> Tensor {
     y
 }
 
-/// Floats per side of the squares [`transpose`] moves: one cache line.
-const SQUARE: usize = 16;
+/// Checks what both transposes (this one and chapter 7's `tensor::squares::transpose`) need:
+/// whole rows of `cols` floats, the block inside them, rows of `at` long enough for every row
+/// of `a`, and all of `at`'s rows present. Returns the number of rows of `a`.
+pub(crate) fn transpose_rows(a: &[f32], cols: usize, block: &Range<usize>, ld: usize, at: &[f32]) -> usize {
+    assert!(cols > 0 && a.len().is_multiple_of(cols), "transpose: {} floats are not rows of {cols}", a.len());
+    let rows = a.len() / cols;
+    assert!(block.start <= block.end && block.end <= cols, "transpose: columns {block:?} of rows of {cols}");
+    assert!(
+        ld >= rows && at.len() >= block.len() * ld,
+        "transpose: {} floats in rows of {ld} for {rows} rows",
+        at.len()
+    );
+    rows
+}
 
 // ANCHOR: transpose
 /// `at[j - j0][i] = a[i][j]` for the columns `j0..j1` (`block`) of the row-major matrix `a`
 /// (rows of `cols` floats) and all its rows: `at` has rows of `ld` floats, and the floats of
-/// each past `a`'s row count are left as they are.
-///
-/// It moves squares of 16 x 16: each row's 16 floats of the square (one line of `a`) are copied
-/// to a square on the stack, and the square is then written out as 16 rows of `at` (each, when
-/// `ld` is 16, one whole line). The obvious loop, down one column of `at` per row of `a`, writes
-/// one float into each of `j1 - j0` lines and comes back for the next row: for fc1's forward
-/// pass (blocks of 2048 features of 16 images, 128 KB of `at`, more than a Zen 4's L1 holds)
-/// every float was a store to the L2, and on a Zen 4 (family 25, model 17) the squares took 8-18 %
-/// off that pass. Row by row of `at` instead, each float read would be a line of its own, for
-/// fc1 sixteen lines 128 KB apart, all in one set of the L1.
-///
-/// Not inlined, so that every instruction set's kernel calls one compiled copy: inlined into
-/// the AVX-512 forward pass of the fully connected layer, the obvious loop reloaded its row
-/// length from the stack for every float, and with the transposes more than half of the MNIST
-/// 64->10 layer's time, that put AVX-512 behind AVX2 there.
+/// each past `a`'s row count are left as they are. The obvious loop: one row of `a` at a time,
+/// down a column of `at`. (Chapter 7 measures what that costs, and `tensor::squares` moves
+/// squares of 16 x 16 instead.)
 ///
 /// # Panics
-/// If `a`'s rows do not have the columns of `block`, or `at` is shorter than `block.len()` rows
-/// of `ld` floats with `ld` less than `a`'s row count.
-#[inline(never)]
+/// If `cols` is 0 or does not divide `a`'s length, `block` is not inside a row, `ld` is less
+/// than `a`'s row count, or `at` is shorter than `block.len()` rows of `ld`.
 pub fn transpose(a: &[f32], cols: usize, block: Range<usize>, ld: usize, at: &mut [f32]) {
-    let rows = a.len() / cols;
-    let mut square = [[0.0f32; SQUARE]; SQUARE];
-    for jq in block.clone().step_by(SQUARE) {
-        let js = SQUARE.min(block.end - jq);
-        for iq in (0..rows).step_by(SQUARE) {
-            let is = SQUARE.min(rows - iq);
-            for (i, line) in square[..is].iter_mut().enumerate() {
-                let from = (iq + i) * cols + jq;
-                line[..js].copy_from_slice(&a[from..from + js]);
-            }
-            let first = (jq - block.start) * ld + iq;
-            for (j, to) in (first..).step_by(ld).take(js).enumerate() {
-                for (out, line) in at[to..to + is].iter_mut().zip(&square) {
-                    *out = line[j];
-                }
-            }
+    transpose_rows(a, cols, &block, ld, at);
+    for (i, row) in a.chunks_exact(cols).enumerate() {
+        for (j, &v) in row[block.clone()].iter().enumerate() {
+            at[j * ld + i] = v;
         }
     }
 }
 // ANCHOR_END: transpose
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every float lands where the obvious loop (`at[j - j0][i] = a[i][j]`) puts it, and the
-    /// floats of `at`'s rows past `a`'s row count are not touched: row counts around the
-    /// square's side, padded as SSE's and AVX-512's vectors pad a batch, and blocks that start
-    /// past 0 and end inside a square.
-    #[test]
-    fn the_transpose_by_squares_is_the_obvious_transpose() {
-        for rows in [1usize, 5, 15, 16, 17, 33] {
-            for (cols, block) in [(1, 0..1), (15, 0..15), (40, 3..37), (70, 16..70), (2100, 2048..2100)] {
-                for ld in [rows.next_multiple_of(4), rows.next_multiple_of(16)] {
-                    let a: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
-                    let mut at = vec![f32::NAN; block.len() * ld];
-                    transpose(&a, cols, block.clone(), ld, &mut at);
-                    for (j, row) in at.chunks_exact(ld).enumerate() {
-                        for (i, &got) in row.iter().enumerate() {
-                            let want = if i < rows { a[i * cols + block.start + j] } else { f32::NAN };
-                            let at = format!("rows {rows}, cols {cols}, {block:?}, ld {ld}: at[{j}][{i}]");
-                            assert_eq!(got.to_bits(), want.to_bits(), "{at}");
-                        }
-                    }
-                }
-            }
-        }
-    }
-}

@@ -14,6 +14,8 @@
 mod aligned;
 pub mod init;
 pub mod layout;
+#[cfg(feature = "ch7")]
+pub mod squares;
 
 pub use aligned::AlignedVec;
 

@@ -9,7 +9,10 @@
 use crate::kernels::LinearShape;
 use crate::kernels::simd::SimdF32;
 use crate::tensor::AlignedVec;
+#[cfg(not(feature = "ch7"))]
 use crate::tensor::layout::transpose;
+#[cfg(feature = "ch7")]
+use crate::tensor::squares::transpose;
 
 /// Features per block in the forward pass: the transposed block of x (2048 features x 16
 /// images, 128 KB) stays in L2 while every output tile reads it, and the block of W an output
@@ -99,7 +102,7 @@ pub(crate) fn linear_forward<S: SimdF32, const OB: usize, const BV: usize, const
 // ANCHOR_END: linear_forward_fn
 
 /// `y[b, o] = yt[o][b]`: the result back in the caller's layout (`[batch, m]`), dropping the
-/// lanes past the batch. Not inlined, for the reason [`transpose`] gives.
+/// lanes past the batch. Not inlined, for the reason chapter 7's `tensor::squares::transpose` gives.
 #[inline(never)]
 fn transpose_back(yt: &[f32], bp: usize, y: &mut [f32], m: usize) {
     for (b, row) in y.chunks_exact_mut(m).enumerate() {
