@@ -89,7 +89,6 @@ pub(crate) fn transpose_rows(a: &[f32], cols: usize, block: &Range<usize>, ld: u
     rows
 }
 
-// ANCHOR: transpose
 /// `at[j - j0][i] = a[i][j]` for the columns `j0..j1` (`block`) of the row-major matrix `a`
 /// (rows of `cols` floats) and all its rows: `at` has rows of `ld` floats, and the floats of
 /// each past `a`'s row count are left as they are. The obvious loop: one row of `a` at a time,
@@ -107,4 +106,3 @@ pub fn transpose(a: &[f32], cols: usize, block: Range<usize>, ld: usize, at: &mu
         }
     }
 }
-// ANCHOR_END: transpose
