@@ -130,6 +130,10 @@ fn pool_winners(isa: Isa) -> Option<&'static PoolWinners> {
 pub(crate) struct LinearSweeps {
     pub(crate) update: LinearBackwardUpdateFn,
     pub(crate) gradients: LinearBackwardSweepFn,
+    /// The input gradient alone, by the same sweep.
+    pub(crate) input: LinearBackwardInputFn,
+    /// Whether [`Kernels::linear_backward_input`] takes `input` for a layer of this shape.
+    pub(crate) reads_in_rows: fn(&LinearShape) -> bool,
     /// Whether `gradients` writes a layer's weight gradient by streaming stores.
     pub(crate) streams: fn(&LinearShape) -> bool,
 }
@@ -141,7 +145,9 @@ fn linear_sweeps(isa: Isa) -> Option<&'static LinearSweeps> {
         Isa::Scalar => Some(&LinearSweeps {
             update: super::scalar::linear_backward_update,
             gradients: super::scalar::linear_backward_sweep,
+            input: super::scalar::linear_backward_input,
             streams: |_| false,
+            reads_in_rows: |_| false,
         }),
         #[cfg(all(target_arch = "x86_64", feature = "ch7"))]
         Isa::Sse => Some(&super::x86::linear_update::sse::SWEEPS),
@@ -391,11 +397,17 @@ impl Kernels {
         unsafe { (self.linear_forward)(shape, x, weight, bias, y) }
     }
 
-    /// `grad_x = grad_y W`, overwriting `grad_x`.
+    /// `grad_x = grad_y W`, overwriting `grad_x`. From chapter 7, weights too large to stay in
+    /// the last-level cache are read in rows ([`Kernels::linear_backward_input_in_rows`]).
     pub fn linear_backward_input(&self, shape: &LinearShape, grad_y: &[f32], weight: &[f32], grad_x: &mut [f32]) {
         shape.check_backward_input(grad_y, weight, grad_x);
-        // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
-        unsafe { (self.linear_backward_input)(shape, grad_y, weight, grad_x) }
+        match linear_sweeps(self.isa) {
+            // Chapter 7: weights that live in memory are read in rows.
+            // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+            Some(f) if (f.reads_in_rows)(shape) => unsafe { (f.input)(shape, grad_y, weight, grad_x) },
+            // SAFETY: as above.
+            _ => unsafe { (self.linear_backward_input)(shape, grad_y, weight, grad_x) },
+        }
     }
 
     /// `grad_weight = grad_y^T x` and `grad_bias = sum of grad_y over the batch`, overwriting both.
@@ -440,6 +452,26 @@ impl Kernels {
             // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
             Some(f) => unsafe { (f.update)(shape, x, grad_y, weight, grad_bias, grad_x, lr) },
             None => super::scalar::linear_backward_update(shape, x, grad_y, weight, grad_bias, grad_x, lr),
+        }
+    }
+
+    /// [`Kernels::linear_backward_input`] by the sweep of [`Kernels::linear_backward_update`]:
+    /// the weights read in rows, a panel at a time, rather than down their columns. Bit for bit
+    /// chapter 4's tiles, which a table without it runs. `linear_backward_input` takes this
+    /// path itself for weights too large to stay in the last-level cache.
+    pub fn linear_backward_input_in_rows(
+        &self,
+        shape: &LinearShape,
+        grad_y: &[f32],
+        weight: &[f32],
+        grad_x: &mut [f32],
+    ) {
+        shape.check_backward_input(grad_y, weight, grad_x);
+        match linear_sweeps(self.isa) {
+            // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
+            Some(f) => unsafe { (f.input)(shape, grad_y, weight, grad_x) },
+            // SAFETY: as above.
+            None => unsafe { (self.linear_backward_input)(shape, grad_y, weight, grad_x) },
         }
     }
 

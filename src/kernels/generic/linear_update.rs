@@ -53,20 +53,21 @@ pub(crate) fn linear_backward_update<S: SimdF32, const OB: usize, const V: usize
     let w = weight.as_mut_ptr();
     // SAFETY: W, its gradient's place (W itself), x, grad_y and grad_x have the shape's
     // lengths (checked above).
-    unsafe { sweep::<S, OB, V, false, false>(s, shape, x, grad_y, w, w, grad_bias, grad_x, lr) }
+    unsafe { sweep::<S, OB, V, true, false, false>(s, shape, x, grad_y, w, w, grad_bias, grad_x, lr) }
 }
 
-/// The sweep behind both: each tile of W's gradient is stored at `out` (`STORE`, by streaming
-/// stores with `STREAM`) or taken from the weights at `w` times `lr` and the result written at
-/// `out`, which is then `w` itself.
+/// The sweep behind all three: with `GW`, each tile of W's gradient is stored at `out`
+/// (`STORE`, by streaming stores with `STREAM`) or taken from the weights at `w` times `lr` and
+/// the result written at `out`, which is then `w` itself; without, only the input gradient is
+/// made, and `x`, `out` and `grad_bias` are not touched.
 ///
 /// # Safety
-/// `w` and `out` hold `shape.weight_len()` floats and are either equal or disjoint; `x`,
-/// `grad_y`, `grad_bias` and `grad_x` have the shape's lengths. With `STREAM`, `out` is
-/// aligned to a whole vector and `in_features` is a multiple of `LANES`.
+/// `w` and `out` hold `shape.weight_len()` floats and are either equal or disjoint; `grad_y`
+/// and `grad_x` have the shape's lengths, and so do `x` and `grad_bias` with `GW`. With
+/// `STREAM`, `out` is aligned to a whole vector and `in_features` is a multiple of `LANES`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn sweep<S: SimdF32, const OB: usize, const V: usize, const STORE: bool, const STREAM: bool>(
+unsafe fn sweep<S: SimdF32, const OB: usize, const V: usize, const GW: bool, const STORE: bool, const STREAM: bool>(
     s: S,
     shape: &LinearShape,
     x: &[f32],
@@ -81,17 +82,19 @@ unsafe fn sweep<S: SimdF32, const OB: usize, const V: usize, const STORE: bool, 
     // whole vector of each row.
     const { assert!(PANEL.is_multiple_of(S::LANES), "whole vectors in a panel") };
     let LinearShape { batch, in_features: d, out_features: m } = *shape;
-    grad_bias.fill(0.0);
-    for row in grad_y.chunks_exact(m) {
-        for (gb, g) in grad_bias.iter_mut().zip(row) {
-            *gb += g;
+    if GW {
+        grad_bias.fill(0.0);
+        for row in grad_y.chunks_exact(m) {
+            for (gb, g) in grad_bias.iter_mut().zip(row) {
+                *gb += g;
+            }
         }
     }
-    let mut xp = vec![0.0; batch * PANEL.min(d)];
-    let mut gxp = vec![0.0; if grad_x.is_some() { xp.len() } else { 0 }];
+    let mut xp = vec![0.0; if GW { batch * PANEL.min(d) } else { 0 }];
+    let mut gxp = vec![0.0; if grad_x.is_some() { batch * PANEL.min(d) } else { 0 }];
     for i0 in (0..d).step_by(PANEL) {
         let width = PANEL.min(d - i0);
-        let xp = &mut xp[..batch * width];
+        let xp = &mut xp[..if GW { batch * width } else { 0 }];
         for (row, out) in x.chunks_exact(d).zip(xp.chunks_exact_mut(width)) {
             out.copy_from_slice(&row[i0..i0 + width]);
         }
@@ -104,10 +107,10 @@ unsafe fn sweep<S: SimdF32, const OB: usize, const V: usize, const STORE: bool, 
                 let gxp = &mut gxp[..batch * width];
                 gxp.fill(0.0);
                 let at = Operands { gy: grad_y.as_ptr(), xp: xp.as_ptr(), gxp: gxp.as_mut_ptr(), w, out };
-                panel.run::<S, OB, V, true, STORE, STREAM>(s, at);
+                panel.run::<S, OB, V, GW, true, STORE, STREAM>(s, at);
             } else {
                 let at = Operands { gy: grad_y.as_ptr(), xp: xp.as_ptr(), gxp: std::ptr::null_mut(), w, out };
-                panel.run::<S, OB, V, false, STORE, STREAM>(s, at);
+                panel.run::<S, OB, V, GW, false, STORE, STREAM>(s, at);
             }
         }
         if let Some(gx) = grad_x.as_deref_mut() {
@@ -156,9 +159,9 @@ pub(crate) fn linear_backward_sweep<S: SimdF32, const OB: usize, const V: usize>
                 // Fences the streaming stores when the sweep ends, even by a panic: nothing,
                 // this thread included, may read the gradient before (`_mm_sfence`'s rule).
                 let _fence = Fence(s);
-                sweep::<S, OB, V, true, true>(s, shape, x, grad_y, w, gw, grad_bias, grad_x, 0.0);
+                sweep::<S, OB, V, true, true, true>(s, shape, x, grad_y, w, gw, grad_bias, grad_x, 0.0);
             }
-            false => sweep::<S, OB, V, true, false>(s, shape, x, grad_y, w, gw, grad_bias, grad_x, 0.0),
+            false => sweep::<S, OB, V, true, true, false>(s, shape, x, grad_y, w, gw, grad_bias, grad_x, 0.0),
         }
     }
 }
@@ -170,6 +173,28 @@ impl<S: SimdF32> Drop for Fence<S> {
     fn drop(&mut self) {
         self.0.store_fence();
     }
+}
+
+/// The input gradient alone, `grad_x = grad_y W`, by the same sweep: W read row by row, a
+/// panel's 512 bytes of `OB` rows at a time, into the panel of the input gradient that stays
+/// in L1. Chapter 4's [`linear_backward_input`](super::linear_backward_input) reads W down its
+/// columns instead, a few vectors of each of its rows in turn, which is as fast while W is in
+/// a cache and much slower when it comes from memory (fc1: 128 rows 128 KB apart). Bit for bit
+/// that kernel: each input gradient is the sum over the outputs from the first, from zero.
+#[inline(always)]
+pub(crate) fn linear_backward_input_sweep<S: SimdF32, const OB: usize, const V: usize>(
+    s: S,
+    shape: &LinearShape,
+    grad_y: &[f32],
+    weight: &[f32],
+    grad_x: &mut [f32],
+) {
+    shape.check_backward_input(grad_y, weight, grad_x);
+    let w = weight.as_ptr();
+    // SAFETY: W, grad_y and grad_x have the shape's lengths (checked above); without the
+    // weight gradient the sweep reads neither x nor the bias gradient, and writes nothing at
+    // `out` (W itself, passed only as a valid place).
+    unsafe { sweep::<S, OB, V, false, true, false>(s, shape, &[], grad_y, w, w.cast_mut(), &mut [], Some(grad_x), 0.0) }
 }
 // ANCHOR_END: linear_backward_sweep
 
@@ -214,6 +239,7 @@ impl Panel {
         S: SimdF32,
         const OB: usize,
         const V: usize,
+        const GW: bool,
         const GX: bool,
         const STORE: bool,
         const STREAM: bool,
@@ -237,12 +263,12 @@ impl Panel {
                         out: at.out.add(o0 * self.d + f),
                     };
                     match (rows == OB, nv) {
-                        (true, 0) => self.tile::<S, OB, 1, true, GX, STORE, STREAM>(s, at, f),
-                        (true, 1) => self.tile::<S, OB, 1, false, GX, STORE, STREAM>(s, at, f),
-                        (true, _) => self.tile::<S, OB, V, false, GX, STORE, STREAM>(s, at, f),
-                        (false, 0) => self.tile::<S, 1, 1, true, GX, STORE, STREAM>(s, at, f),
-                        (false, 1) => self.tile::<S, 1, 1, false, GX, STORE, STREAM>(s, at, f),
-                        (false, _) => self.tile::<S, 1, V, false, GX, STORE, STREAM>(s, at, f),
+                        (true, 0) => self.tile::<S, OB, 1, true, GW, GX, STORE, STREAM>(s, at, f),
+                        (true, 1) => self.tile::<S, OB, 1, false, GW, GX, STORE, STREAM>(s, at, f),
+                        (true, _) => self.tile::<S, OB, V, false, GW, GX, STORE, STREAM>(s, at, f),
+                        (false, 0) => self.tile::<S, 1, 1, true, GW, GX, STORE, STREAM>(s, at, f),
+                        (false, 1) => self.tile::<S, 1, 1, false, GW, GX, STORE, STREAM>(s, at, f),
+                        (false, _) => self.tile::<S, 1, V, false, GW, GX, STORE, STREAM>(s, at, f),
                     }
                 }
             }
@@ -265,6 +291,7 @@ impl Panel {
         const R: usize,
         const V: usize,
         const PARTIAL: bool,
+        const GW: bool,
         const GX: bool,
         const STORE: bool,
         const STREAM: bool,
@@ -292,20 +319,23 @@ impl Panel {
                     if reads_w {
                         s.prefetch(w.wrapping_add((r + R) * d + v * S::LANES));
                     }
-                    if STORE && !STREAM {
+                    if GW && STORE && !STREAM {
                         s.prefetch(out.wrapping_add((r + R) * d + v * S::LANES));
                     }
                 }
             }
             let mut g = [[s.zero(); V]; R];
             for b in 0..batch {
-                let xv: [S::V; V] = std::array::from_fn(|v| load(xp.add(b * width + v * S::LANES)));
+                let xv: [S::V; V] =
+                    if GW { std::array::from_fn(|v| load(xp.add(b * width + v * S::LANES))) } else { [s.zero(); V] };
                 let mut gxv: [S::V; V] =
                     if GX { std::array::from_fn(|v| load(gxp.add(b * width + v * S::LANES))) } else { [s.zero(); V] };
                 for r in 0..R {
                     let a = s.splat(*gy.add(b * m + r));
                     for v in 0..V {
-                        g[r][v] = s.mul_add(a, xv[v], g[r][v]);
+                        if GW {
+                            g[r][v] = s.mul_add(a, xv[v], g[r][v]);
+                        }
                         if GX {
                             gxv[v] = s.mul_add(a, wv[r][v], gxv[v]);
                         }
@@ -319,7 +349,7 @@ impl Panel {
                 }
             }
             let step = s.splat(-lr);
-            for r in 0..R {
+            for r in (0..R).filter(|_| GW) {
                 for v in 0..V {
                     let dst = out.add(r * d + v * S::LANES);
                     let new = if STORE { g[r][v] } else { s.mul_add(step, g[r][v], wv[r][v]) };

@@ -46,7 +46,7 @@ pub(crate) use im2col::{conv2d_backward_input_im2col, conv2d_backward_weight_im2
 use linear::feature_tiles;
 pub(crate) use linear::{linear_backward_input, linear_backward_weight, linear_forward};
 #[cfg(feature = "ch7")]
-pub(crate) use linear_update::{linear_backward_sweep, linear_backward_update};
+pub(crate) use linear_update::{linear_backward_input_sweep, linear_backward_sweep, linear_backward_update};
 #[cfg(feature = "ch7")]
 pub(crate) use memory::read_sum;
 pub(crate) use pool::{max_pool2d_backward, max_pool2d_forward};

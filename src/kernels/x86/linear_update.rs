@@ -26,12 +26,25 @@ pub(crate) fn streams_gradient(shape: &LinearShape) -> bool {
     let last_level = *LAST_LEVEL.get_or_init(|| data_caches().last().map_or(32 << 20, |c| c.bytes));
     2 * shape.weight_len().saturating_mul(size_of::<f32>()) >= last_level
 }
+
+/// Whether chapter 7 makes this layer's input gradient by the sweep, reading the weights in
+/// rows, rather than by chapter 4's tiles, which read them down the columns: for the layers
+/// whose gradient [`streams_gradient`], whose weights do not stay in the last-level cache.
+/// From a cache, the columns come as fast as the rows; from memory, where fc1's 128 rows lie
+/// 128 KB apart, they do not. On the Zen 4 of
+/// chapter 7 (family 25, model 17, 18:20 UTC, 2026-12-07), in the same runs: a 128 x 4096 layer
+/// (2 MB) at 91-92 % of the peak with chapter 4's AVX-512 tiles and 72-81 % with the sweep's;
+/// fc1 (16 MB) at 45-46 % with chapter 4's and 63-67 % with the sweep's.
+pub(crate) fn reads_in_rows(shape: &LinearShape) -> bool {
+    streams_gradient(shape)
+}
 // ANCHOR_END: streams_gradient
 
-/// The two sweeps for one instruction set, `rows` rows of W by `vectors` vectors of features:
-/// the backward pass with the update, and with the weight gradient stored.
+/// The sweeps for one instruction set, `rows` rows of W by `vectors` vectors of features:
+/// the backward pass with the update, with the weight gradient stored, and (in tiles of
+/// `in_rows` by `in_vectors`) the input gradient alone.
 macro_rules! sweeps {
-    ($isa:ident, $simd:ident, $feature:literal, $rows:literal, $vectors:literal, $stream:literal) => {
+    ($isa:ident, $simd:ident, $feature:literal, $rows:literal, $vectors:literal, $stream:literal, $in_rows:literal, $in_vectors:literal) => {
         pub(crate) mod $isa {
             use super::*;
 
@@ -62,11 +75,16 @@ macro_rules! sweeps {
                 generic::linear_backward_sweep::<_, $rows, $vectors>($simd::new(), s, x, gy, w, gw, gb, gx, streams(s))
             }
 
+            #[target_feature(enable = $feature)]
+            fn input(s: &LinearShape, gy: &[f32], w: &[f32], gx: &mut [f32]) {
+                generic::linear_backward_input_sweep::<_, $in_rows, $in_vectors>($simd::new(), s, gy, w, gx)
+            }
+
             fn streams(s: &LinearShape) -> bool {
                 $stream && streams_gradient(s)
             }
 
-            pub(crate) static SWEEPS: LinearSweeps = LinearSweeps { update, gradients, streams };
+            pub(crate) static SWEEPS: LinearSweeps = LinearSweeps { update, gradients, input, streams, reads_in_rows };
         }
     };
 }
@@ -81,6 +99,11 @@ macro_rules! sweeps {
 // asked for ahead instead); with AVX2, 6.8 ms with them (4x1, half a line per store) or
 // 4.8-5.1 ms (2x2, whole lines), and 4.6-4.9 ms without (4x1). So AVX-512 streams, the others
 // do not. Measured on that Zen 4 only, the choice holds for every CPU of each instruction set.
-sweeps!(sse, Sse, "sse2", 4, 1, false);
-sweeps!(avx2, Avx2, "avx2,fma", 4, 1, false);
-sweeps!(avx512, Avx512, "avx512f", 4, 2, true);
+//
+// The input gradient's tiles, timed there on fc1 in alternating runs (18:20-18:26 UTC,
+// 2026-12-07, a busy machine), % of the peak: AVX-512 8x1 48-67 (median 60), 8x2 53-62 (57),
+// 4x2 42-67 (49), 6x2 57-60, 12x1 48-55, 4x3 37-47; AVX2 4x2 56 twice, 4x1 48-49, 2x2 41-47,
+// 6x1 43-44, 8x1 33-41. SSE keeps the update's tile, untimed.
+sweeps!(sse, Sse, "sse2", 4, 1, false, 4, 1);
+sweeps!(avx2, Avx2, "avx2,fma", 4, 1, false, 4, 2);
+sweeps!(avx512, Avx512, "avx512f", 4, 2, true, 8, 1);
