@@ -226,11 +226,13 @@ struct Operands {
 
 impl Panel {
     /// Every row of W over the panel, `OB` rows at a time (then one at a time), each row in
-    /// tiles of `V` vectors, then single vectors, then a partial one.
+    /// tiles of `V` vectors, then single vectors, then a partial one. `GW` and `GX` say which
+    /// gradients the tiles make, the weights' and the input's; `STORE` and `STREAM` are
+    /// [`sweep`]'s.
     ///
     /// # Safety
-    /// `at.gy` is grad_y `[batch, m]`; `at.xp` (and `at.gxp` if `GX`) hold `batch` rows of
-    /// `width`; `at.w` and `at.out` are the panel's first feature in row 0 of a W (and of its
+    /// `at.gy` is grad_y `[batch, m]`; `at.xp` (if `GW`) and `at.gxp` (if `GX`) hold `batch`
+    /// rows of `width`; `at.w` and `at.out` are the panel's first feature in row 0 of a W (and of its
     /// gradient, or of W again) of `m` rows of `d` floats; with `STREAM`, `at.out` is aligned
     /// to a whole vector and `d` is a whole number of vectors, so every row's panel starts on
     /// one.
@@ -348,8 +350,11 @@ impl Panel {
                     }
                 }
             }
+            if !GW {
+                return;
+            }
             let step = s.splat(-lr);
-            for r in (0..R).filter(|_| GW) {
+            for r in 0..R {
                 for v in 0..V {
                     let dst = out.add(r * d + v * S::LANES);
                     let new = if STORE { g[r][v] } else { s.mul_add(step, g[r][v], wv[r][v]) };
