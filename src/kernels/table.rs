@@ -130,7 +130,7 @@ fn pool_winners(isa: Isa) -> Option<&'static PoolWinners> {
 pub(crate) struct LinearSweeps {
     pub(crate) update: LinearBackwardUpdateFn,
     pub(crate) gradients: LinearBackwardSweepFn,
-    /// The input gradient alone, by the same sweep.
+    /// The input gradient alone, by the same sweep (the scalar table's is its own kernel).
     pub(crate) input: LinearBackwardInputFn,
     /// Whether [`Kernels::linear_backward_input`] takes `input` for a layer of this shape.
     pub(crate) reads_in_rows: fn(&LinearShape) -> bool,
@@ -397,8 +397,9 @@ impl Kernels {
         unsafe { (self.linear_forward)(shape, x, weight, bias, y) }
     }
 
-    /// `grad_x = grad_y W`, overwriting `grad_x`. From chapter 7, weights too large to stay in
-    /// the last-level cache are read in rows ([`Kernels::linear_backward_input_in_rows`]).
+    /// `grad_x = grad_y W`, overwriting `grad_x`. From chapter 7, weights at least half as large
+    /// as the last-level cache are read in rows ([`Kernels::linear_backward_input_in_rows`],
+    /// chosen by [`Kernels::linear_reads_in_rows`]).
     pub fn linear_backward_input(&self, shape: &LinearShape, grad_y: &[f32], weight: &[f32], grad_x: &mut [f32]) {
         shape.check_backward_input(grad_y, weight, grad_x);
         match linear_sweeps(self.isa) {
@@ -455,10 +456,18 @@ impl Kernels {
         }
     }
 
+    /// Whether [`Kernels::linear_backward_input`] reads this layer's weights in rows, by the
+    /// sweep (chapter 7: on x86, weights at least half as large as the last-level cache, the
+    /// rule that also decides which gradients AVX-512 streams).
+    pub fn linear_reads_in_rows(&self, shape: &LinearShape) -> bool {
+        linear_sweeps(self.isa).is_some_and(|f| (f.reads_in_rows)(shape))
+    }
+
     /// [`Kernels::linear_backward_input`] by the sweep of [`Kernels::linear_backward_update`]:
     /// the weights read in rows, a panel at a time, rather than down their columns. Bit for bit
-    /// chapter 4's tiles, which a table without it runs. `linear_backward_input` takes this
-    /// path itself for weights too large to stay in the last-level cache.
+    /// chapter 4's tiles, which a table without it runs (and the scalar table, whose kernel
+    /// reads in rows already). `linear_backward_input` takes this path itself for the layers of
+    /// [`Kernels::linear_reads_in_rows`].
     pub fn linear_backward_input_in_rows(
         &self,
         shape: &LinearShape,

@@ -100,7 +100,8 @@ unsafe fn sweep<S: SimdF32, const OB: usize, const V: usize, const GW: bool, con
         }
         let panel = Panel { batch, d, m, width, lr };
         // SAFETY: W and `out` are [m, d] and grad_y [batch, m] (the caller's contract),
-        // `i0 + width <= d` by the loop, and the panels hold `batch` rows of `width`.
+        // `i0 + width <= d` by the loop, and the panels hold `batch` rows of `width` where they
+        // are used: that of x with `GW`, that of the input gradient with `grad_x`.
         unsafe {
             let (w, out) = (w.add(i0), out.add(i0));
             if grad_x.is_some() {
@@ -254,12 +255,15 @@ impl Panel {
         while o0 < self.m {
             let rows = if self.m - o0 >= OB { OB } else { 1 };
             for (f, nv) in feature_tiles(self.width, S::LANES, V) {
-                // SAFETY: rows o0..o0+rows of W and columns of grad_y exist, and the feature
-                // tile is inside the panel (the caller's contract and `feature_tiles`).
+                // SAFETY: rows o0..o0+rows of W exist, and the feature tile is inside the panel
+                // (the caller's contract and `feature_tiles`). The panels of x and of the input
+                // gradient are empty or null without `GW` or `GX`, and grad_y is empty for a
+                // batch of 0, so those three move by `wrapping_add`; the tile reads them only
+                // where they exist.
                 unsafe {
                     let at = Operands {
-                        gy: at.gy.add(o0),
-                        xp: at.xp.add(f),
+                        gy: at.gy.wrapping_add(o0),
+                        xp: at.xp.wrapping_add(f),
                         gxp: at.gxp.wrapping_add(f),
                         w: at.w.add(o0 * self.d + f),
                         out: at.out.add(o0 * self.d + f),

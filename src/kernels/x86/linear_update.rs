@@ -2,7 +2,8 @@
 //! update of the weight or storing its gradient, compiled for each x86 instruction set with a
 //! tile of rows of W by vectors of features that fits its register file: `2 * rows * vectors`
 //! for the weights and their gradients, `2 * vectors` for x and the input gradient, and one
-//! broadcast.
+//! broadcast (the input gradient alone: `rows * vectors` for the weights, `vectors` for the
+//! input gradient, and one broadcast).
 
 use super::avx2::Avx2;
 use super::avx512::Avx512;
@@ -28,13 +29,13 @@ pub(crate) fn streams_gradient(shape: &LinearShape) -> bool {
 }
 
 /// Whether chapter 7 makes this layer's input gradient by the sweep, reading the weights in
-/// rows, rather than by chapter 4's tiles, which read them down the columns: for the layers
-/// whose gradient [`streams_gradient`], whose weights do not stay in the last-level cache.
-/// From a cache, the columns come as fast as the rows; from memory, where fc1's 128 rows lie
-/// 128 KB apart, they do not. On the Zen 4 of
-/// chapter 7 (family 25, model 17, 18:20 UTC, 2026-12-07), in the same runs: a 128 x 4096 layer
-/// (2 MB) at 91-92 % of the peak with chapter 4's AVX-512 tiles and 72-81 % with the sweep's;
-/// fc1 (16 MB) at 45-46 % with chapter 4's and 63-67 % with the sweep's.
+/// rows, rather than by chapter 4's tiles, which read them down the columns: by the rule of
+/// [`streams_gradient`], for weights at least half as large as the last-level cache, which do
+/// not stay in it through a step. From a cache, the columns come as fast as the rows; from
+/// memory, where fc1's 128 rows lie 128 KB apart, they do not. On the Zen 4 of chapter 7
+/// (family 25, model 17, 18:20 UTC, 2026-12-07), in the same runs: a 128 x 4096 layer (2 MB) at
+/// 91-92 % of the peak with chapter 4's AVX-512 tiles and 72-81 % with the sweep's; fc1 (16 MB)
+/// at 45-46 % with chapter 4's and 63-67 % with the sweep's.
 pub(crate) fn reads_in_rows(shape: &LinearShape) -> bool {
     streams_gradient(shape)
 }
@@ -93,7 +94,7 @@ macro_rules! sweeps {
 // `bench_report --only fc1_backward_update`. AVX2: 6x1 took 3.5-3.7 ms against 4x1's 3.5-3.8.
 // AVX-512: 4x2 took 3.0-3.3 ms, 6x2 3.5-4.0, 8x1 3.2-3.6, 4x3 3.5-4.1 and 2x4 4.2-4.5.
 //
-// The last argument says whether the sweep that stores the gradient does it by streaming
+// The sixth argument says whether the sweep that stores the gradient does it by streaming
 // stores (for a layer that `streams_gradient`). On the same Zen 4, timing fc1's two gradients in alternating rounds of one process:
 // with AVX-512 (4x2), 3.74-4.14 ms with them and 4.33-4.78 ms without (the gradient's lines
 // asked for ahead instead); with AVX2, 6.8 ms with them (4x1, half a line per store) or
