@@ -10,13 +10,21 @@
 //! more apart, each row a stream of its own, the fastest tile was below it on two Xeons and
 //! above it on a Zen 4. So for those the first call times every tile and keeps the fastest
 //! (`kernels::forward_tile`); the rule sizes the tile of the other layers.
+//!
+//! The convolution's two-vector tiles gain a third width, [`PIXELS`].
 
 use super::Avx512;
+use super::conv2d::CHAPTER_6_PIXELS;
 use crate::kernels::cache::data_cache;
 use crate::kernels::forward_tile::{ForwardTile, TILE_ROWS, chosen_or};
 use crate::kernels::{LinearShape, generic};
 use std::sync::OnceLock;
 use std::time::Instant;
+
+/// The widths a two-vector convolution tile may have, widest first (`conv2d::pixels_per_tile`):
+/// chapter 6's 12 and 11, and 9 (18 accumulators), which covers conv1's 126 interior pixels
+/// exactly and conv2's 62 with one done twice.
+pub(super) const PIXELS: [usize; 3] = [CHAPTER_6_PIXELS[0], CHAPTER_6_PIXELS[1], 9];
 
 /// The most rows the AVX-512 tile can hold in registers: 12 accumulators and 16 vectors of the
 /// transposed input, 28 of the 32 `zmm` registers.
