@@ -31,7 +31,8 @@ fn close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) -> Result<
     compare(what, got, want, atol, rtol).map_err(TestCaseError::fail)
 }
 
-// 11, 14, 15, 33: rows whose AVX-512 two-vector tiles are 9, 12, 9 and 11 pixels wide (`pixels_per_tile`).
+// From chapter 7 on, 11, 14, 15 and 33 are rows whose AVX-512 two-vector tiles are 9, 12, 9 and 11 pixels
+// wide (`pixels_per_tile`; 17 takes 9 and 40 takes 11).
 const WIDTHS: [usize; 11] = [1, 2, 3, 7, 8, 11, 14, 15, 17, 33, 40];
 const CHANNELS: [usize; 9] = [1, 3, 4, 5, 16, 17, 32, 33, 64];
 

@@ -279,8 +279,8 @@ pub(crate) fn conv2d_forward(
     let mut bias_p = AlignedVec::zeros(c_out_p);
     bias_p[..c_out].copy_from_slice(bias);
     let engine = Engine { h, w, pairs: c_in.div_ceil(2), c_out, c_out_p, relu: fuse_relu };
-    // 24 of the 32 registers accumulate, as in the fp32 kernel: 6 pixels x 4 vectors for 64 or
-    // more output channels, else 12 x 2.
+    // 24 of the 32 registers accumulate, as in chapter 6's fp32 kernel: 6 pixels x 4 vectors for
+    // 64 or more output channels, else 12 x 2.
     if c_out_p / 16 >= 4 {
         engine.run::<6, 4>(n, &x, &packed, &bias_p, output)
     } else {

@@ -11,20 +11,23 @@
 //! above it on a Zen 4. So for those the first call times every tile and keeps the fastest
 //! (`kernels::forward_tile`); the rule sizes the tile of the other layers.
 //!
-//! The convolution's two-vector tiles gain a third width, [`PIXELS`].
+//! The convolution's tiles gain narrower widths, [`TWO_VECTORS`] and [`FOUR_VECTORS`].
 
 use super::Avx512;
-use super::conv2d::CHAPTER_6_PIXELS;
+use super::conv2d::{CHAPTER_6_FOUR_VECTORS, CHAPTER_6_TWO_VECTORS};
 use crate::kernels::cache::data_cache;
 use crate::kernels::forward_tile::{ForwardTile, TILE_ROWS, chosen_or};
 use crate::kernels::{LinearShape, generic};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-/// The widths a two-vector convolution tile may have, widest first (`conv2d::pixels_per_tile`):
-/// chapter 6's 12 and 11, and 9 (18 accumulators), which covers conv1's 126 interior pixels
-/// exactly and conv2's 62 with one done twice.
-pub(super) const PIXELS: [usize; 3] = [CHAPTER_6_PIXELS[0], CHAPTER_6_PIXELS[1], 9];
+/// The widths a convolution tile of two vectors may have, widest first
+/// (`conv2d::pixels_per_tile`): chapter 6's 12 and 11, and 9 (18 accumulators), which covers
+/// conv1's 126 interior pixels exactly and conv2's 62 with one done twice.
+pub(super) const TWO_VECTORS: [usize; 3] = [CHAPTER_6_TWO_VECTORS[0], CHAPTER_6_TWO_VECTORS[1], 9];
+/// The same for four vectors: chapter 6's 6 (conv3's 30 interior pixels, five tiles exactly),
+/// then 5 and 4 (16 accumulators), which cover conv2's 62 with 2 done twice where 6 does 4.
+pub(super) const FOUR_VECTORS: [usize; 3] = [CHAPTER_6_FOUR_VECTORS[0], 5, 4];
 
 /// The most rows the AVX-512 tile can hold in registers: 12 accumulators and 16 vectors of the
 /// transposed input, 28 of the 32 `zmm` registers.
