@@ -22,6 +22,14 @@ impl Conv2dShape {
     /// Kernel height and width.
     pub const K: usize = 3;
 
+    /// Whether a dimension is 0: no pixel or no channel, so nothing for a vector kernel to do.
+    /// The tables send such shapes to the scalar kernels, which handle them; the vector
+    /// kernels assume at least one pixel and one channel of each kind.
+    pub fn is_empty(&self) -> bool {
+        let Conv2dShape { n, h, w, c_in, c_out } = *self;
+        n == 0 || h == 0 || w == 0 || c_in == 0 || c_out == 0
+    }
+
     pub fn input_len(&self) -> usize {
         self.n * self.h * self.w * self.c_in
     }

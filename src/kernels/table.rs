@@ -216,6 +216,12 @@ pub(crate) fn bf16_table(isa: Isa) -> Option<&'static Kernels> {
 // The safe entry points. Each checks the slice lengths against the shape (the kernels check
 // again: they are callable on their own) and calls through the table.
 impl Kernels {
+    /// This table, or the scalar one for a convolution with a dimension of 0
+    /// ([`Conv2dShape::is_empty`]), which the vector kernels do not handle.
+    fn for_shape(&self, shape: &Conv2dShape) -> &Kernels {
+        if shape.is_empty() { Kernels::scalar() } else { self }
+    }
+
     // ANCHOR: safe_method
     /// `output = conv(input, weight) + bias`, then `max(output, 0)` if `fuse_relu`.
     /// NHWC input and output, HWIO weight `[3, 3, c_in, c_out]`.
@@ -229,8 +235,9 @@ impl Kernels {
         fuse_relu: bool,
     ) {
         shape.check_forward(input, weight, bias, output);
+        let table = self.for_shape(shape);
         // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
-        unsafe { (self.conv2d_forward)(shape, input, weight, bias, output, fuse_relu) }
+        unsafe { (table.conv2d_forward)(shape, input, weight, bias, output, fuse_relu) }
     }
     // ANCHOR_END: safe_method
 
@@ -254,7 +261,7 @@ impl Kernels {
         fuse_relu: bool,
     ) -> Option<()> {
         shape.check_forward(input, weight, bias, output);
-        let f = im2col(self.isa)?.forward;
+        let f = im2col(self.for_shape(shape).isa)?.forward;
         // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
         unsafe { f(shape, input, weight, bias, output, fuse_relu) };
         Some(())
@@ -271,7 +278,7 @@ impl Kernels {
         grad_bias: &mut [f32],
     ) -> Option<()> {
         shape.check_backward_weight(input, grad_output, grad_weight, grad_bias);
-        let f = im2col(self.isa)?.backward_weight;
+        let f = im2col(self.for_shape(shape).isa)?.backward_weight;
         // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
         unsafe { f(shape, input, grad_output, grad_weight, grad_bias) };
         Some(())
@@ -287,7 +294,7 @@ impl Kernels {
         grad_input: &mut [f32],
     ) -> Option<()> {
         shape.check_backward_input(grad_output, weight, grad_input);
-        let f = im2col(self.isa)?.backward_input;
+        let f = im2col(self.for_shape(shape).isa)?.backward_input;
         // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
         unsafe { f(shape, grad_output, weight, grad_input) };
         Some(())
@@ -302,8 +309,9 @@ impl Kernels {
         grad_input: &mut [f32],
     ) {
         shape.check_backward_input(grad_output, weight, grad_input);
+        let table = self.for_shape(shape);
         // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
-        unsafe { (self.conv2d_backward_input)(shape, grad_output, weight, grad_input) }
+        unsafe { (table.conv2d_backward_input)(shape, grad_output, weight, grad_input) }
     }
 
     /// `grad_weight` and `grad_bias` of the batch, overwriting both.
@@ -316,8 +324,9 @@ impl Kernels {
         grad_bias: &mut [f32],
     ) {
         shape.check_backward_weight(input, grad_output, grad_weight, grad_bias);
+        let table = self.for_shape(shape);
         // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
-        unsafe { (self.conv2d_backward_weight)(shape, input, grad_output, grad_weight, grad_bias) }
+        unsafe { (table.conv2d_backward_weight)(shape, input, grad_output, grad_weight, grad_bias) }
     }
 
     /// 2x2 max of each window.
