@@ -161,9 +161,10 @@ unsafe fn tile_6x4(acc: &mut [[__m512; 4]; 6], px: *const f32, c_in: usize, taps
 // ANCHOR_END: tile_6x4
 
 // ANCHOR: conv2d_forward_asm
-/// Chapter 6's `conv2d_forward` with [`Asm`] as the channel loop: chapter 6's tile choice (6 x 4
-/// for 64 or more output channels, else 12 x 2; not chapter 7's narrower widths, which the
-/// hand-written loop does not have), so the 6 x 4 tiles run the hand-written loop.
+/// `conv2d_forward` with [`Asm`] as the channel loop, and chapter 6's widest tiles: 6 x 4 for
+/// four vectors of output channels or more (49 channels), else 12 x 2; not chapter 7's narrower
+/// widths, which the hand-written loop does not have. So the 6 x 4 tiles run the hand-written
+/// loop.
 #[target_feature(enable = "avx512f")]
 pub(crate) fn conv2d_forward(
     shape: &Conv2dShape,

@@ -14,9 +14,9 @@ pub(crate) fn conv2d_forward(
     fuse_relu: bool,
 ) {
     let s = Avx512::new();
-    // Up to 24 accumulators of the 32 registers, shaped to the layer: 6 pixels x 4 vectors (64
-    // output channels) when there are that many, else 2 vectors (conv1's 32) by the width
-    // `pixels_per_tile` chooses from the row.
+    // Up to 24 accumulators of the 32 registers, shaped to the layer: 4 vectors of output
+    // channels (conv2's 64 or more; 49 already make 4) when there are that many, else 2 (conv1's
+    // 32), by the width `pixels_per_tile` chooses from the row (6 x 4 and 12 x 2 at most).
     if shape.c_out.div_ceil(16) >= 4 {
         match pixels_per_tile(shape.w, &FOUR_VECTORS) {
             4 => generic::conv2d_forward::<_, 4, 4>(s, shape, input, weight, bias, output, fuse_relu),
@@ -130,6 +130,7 @@ mod tests {
             (2, 33, 64, 3),
             (2, 128, 3, 32),
             (3, 9, 70, 64),
+            (3, 9, 64, 70),
             (2, 64, 64, 64),
         ];
         for (h, w, c_in, c_out) in shapes {
@@ -160,6 +161,9 @@ mod tests {
     /// tiles of `p`, and the wrappers compute the generic kernel's bits with them.
     #[test]
     fn every_width_has_its_tile() {
+        for widths in [&TWO_VECTORS[..], &FOUR_VECTORS[..]] {
+            assert!(widths.iter().all(|&p| pixels_per_tile(p + 2, widths) == p), "{widths:?}");
+        }
         if !Isa::Avx512.is_available() {
             println!("skipping: no AVX-512 here");
             return;
@@ -167,7 +171,6 @@ mod tests {
         for (widths, c) in [(&TWO_VECTORS[..], 32), (&FOUR_VECTORS[..], 64)] {
             for &p in widths {
                 let w = p + 2;
-                assert_eq!(pixels_per_tile(w, widths), p);
                 let shape = Conv2dShape { n: 1, h: 2, w, c_in: c, c_out: c };
                 let value = |i: usize| ((i * 7919) % 201) as f32 / 100.0 - 1.0;
                 let x: Vec<f32> = (0..shape.input_len()).map(value).collect();

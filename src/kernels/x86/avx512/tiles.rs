@@ -26,7 +26,8 @@ use std::time::Instant;
 /// conv1's 126 interior pixels exactly and conv2's 62 with one done twice.
 pub(super) const TWO_VECTORS: [usize; 3] = [CHAPTER_6_TWO_VECTORS[0], CHAPTER_6_TWO_VECTORS[1], 9];
 /// The same for four vectors: chapter 6's 6 (conv3's 30 interior pixels, five tiles exactly),
-/// then 5 and 4 (16 accumulators), which cover conv2's 62 with 2 done twice where 6 does 4.
+/// then 5 (20 accumulators) and 4 (16), which compute 3 and 2 of conv2's 62 twice where 6
+/// computes 4.
 pub(super) const FOUR_VECTORS: [usize; 3] = [CHAPTER_6_FOUR_VECTORS[0], 5, 4];
 
 /// The most rows the AVX-512 tile can hold in registers: 12 accumulators and 16 vectors of the
