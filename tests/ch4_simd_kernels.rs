@@ -233,32 +233,54 @@ fn kernels_leave_memory_outside_their_output_alone() {
     });
 }
 
+/// Runs `run` on the scalar table and on every other this CPU has, which must give the same
+/// results, and the scalar one a value for every output.
+fn same_as_scalar(what: &str, run: impl Fn(&Kernels) -> [Vec<f32>; 4]) {
+    let want = run(Kernels::scalar());
+    assert!(want.iter().flatten().all(|v| v.is_finite()), "{what}: the scalar kernels left a value unwritten");
+    for isa in Isa::available() {
+        assert_eq!(run(Kernels::for_isa(isa).unwrap()), want, "{isa:?} {what}");
+    }
+}
+
 /// A shape with a dimension of 0 (no pixel, or no channel of one kind) goes to the scalar
 /// kernels, on every table: the vector kernels assume at least one of each. A row of width 0
 /// once ran its first border tile anyway, reading and writing through the pointers of empty
 /// slices, and no input or output channel made the packing panic.
 #[test]
 fn convolutions_of_empty_shapes_compute_what_scalar_does() {
-    let scalar = Kernels::scalar();
-    for isa in Isa::available() {
-        let k = Kernels::for_isa(isa).unwrap();
-        for (n, h, w, c_in, c_out) in
-            [(1, 3, 0, 3, 32), (2, 0, 5, 3, 32), (0, 3, 3, 3, 32), (1, 2, 0, 64, 64), (1, 3, 3, 0, 4), (1, 3, 3, 4, 0)]
-        {
-            let s = Conv2dShape { n, h, w, c_in, c_out };
-            let (x, weight, bias) = (vec![1.0; s.input_len()], vec![1.0; s.weight_len()], vec![-0.5; c_out]);
-            let run = |k: &Kernels| {
-                let mut y = vec![f32::NAN; s.output_len()];
-                k.conv2d_forward(&s, &x, &weight, &bias, &mut y, true);
-                let mut gx = vec![f32::NAN; s.input_len()];
-                k.conv2d_backward_input(&s, &y, &weight, &mut gx);
-                let (mut gw, mut gb) = (vec![f32::NAN; s.weight_len()], vec![f32::NAN; c_out]);
-                k.conv2d_backward_weight(&s, &x, &y, &mut gw, &mut gb);
-                [y, gx, gw, gb]
-            };
-            let (got, want) = (run(k), run(scalar));
-            assert!(want.iter().flatten().all(|v| v.is_finite()), "{s:?}: the scalar kernels left a value unwritten");
-            assert_eq!(got, want, "{isa:?} {s:?}");
-        }
+    for (n, h, w, c_in, c_out) in
+        [(1, 3, 0, 3, 32), (2, 0, 5, 3, 32), (0, 3, 3, 3, 32), (1, 2, 0, 64, 64), (1, 3, 3, 0, 4), (1, 3, 3, 4, 0)]
+    {
+        let s = Conv2dShape { n, h, w, c_in, c_out };
+        let (x, weight, bias) = (vec![1.0; s.input_len()], vec![1.0; s.weight_len()], vec![-0.5; c_out]);
+        same_as_scalar(&format!("{s:?}"), |k| {
+            let mut y = vec![f32::NAN; s.output_len()];
+            k.conv2d_forward(&s, &x, &weight, &bias, &mut y, true);
+            let mut gx = vec![f32::NAN; s.input_len()];
+            k.conv2d_backward_input(&s, &y, &weight, &mut gx);
+            let (mut gw, mut gb) = (vec![f32::NAN; s.weight_len()], vec![f32::NAN; c_out]);
+            k.conv2d_backward_weight(&s, &x, &y, &mut gw, &mut gb);
+            [y, gx, gw, gb]
+        });
+    }
+}
+
+/// The same for a linear layer with no image, no feature or no output (no input feature once
+/// made a vector kernel panic).
+#[test]
+fn linear_layers_of_empty_shapes_compute_what_scalar_does() {
+    for (batch, in_features, out_features) in [(0, 5, 3), (2, 0, 3), (2, 5, 0), (16, 0, 128), (0, 0, 0)] {
+        let s = LinearShape { batch, in_features, out_features };
+        let (x, w, b) = (vec![1.0; s.input_len()], vec![1.0; s.weight_len()], vec![0.5; out_features]);
+        same_as_scalar(&format!("{s:?}"), |k| {
+            let mut y = vec![f32::NAN; s.output_len()];
+            k.linear_forward(&s, &x, &w, &b, &mut y);
+            let mut gx = vec![f32::NAN; s.input_len()];
+            k.linear_backward_input(&s, &y, &w, &mut gx);
+            let (mut gw, mut gb) = (vec![f32::NAN; s.weight_len()], vec![f32::NAN; out_features]);
+            k.linear_backward_weight(&s, &x, &y, &mut gw, &mut gb);
+            [y, gx, gw, gb]
+        });
     }
 }

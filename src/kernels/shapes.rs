@@ -147,6 +147,12 @@ pub struct LinearShape {
 // ANCHOR_END: linear_shape
 
 impl LinearShape {
+    /// Whether a dimension is 0: nothing for a vector kernel to do. The tables send such shapes
+    /// to the scalar kernels, which handle them.
+    pub fn is_empty(&self) -> bool {
+        self.batch == 0 || self.in_features == 0 || self.out_features == 0
+    }
+
     pub fn input_len(&self) -> usize {
         self.batch * self.in_features
     }

@@ -222,6 +222,11 @@ impl Kernels {
         if shape.is_empty() { Kernels::scalar() } else { self }
     }
 
+    /// The same for a linear layer with no image, feature or output ([`LinearShape::is_empty`]).
+    fn for_linear(&self, shape: &LinearShape) -> &Kernels {
+        if shape.is_empty() { Kernels::scalar() } else { self }
+    }
+
     // ANCHOR: safe_method
     /// `output = conv(input, weight) + bias`, then `max(output, 0)` if `fuse_relu`.
     /// NHWC input and output, HWIO weight `[3, 3, c_in, c_out]`.
@@ -402,8 +407,9 @@ impl Kernels {
     /// `y = x W^T + b`.
     pub fn linear_forward(&self, shape: &LinearShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut [f32]) {
         shape.check_forward(x, weight, bias, y);
+        let k = self.for_linear(shape);
         // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
-        unsafe { (self.linear_forward)(shape, x, weight, bias, y) }
+        unsafe { (k.linear_forward)(shape, x, weight, bias, y) }
     }
 
     /// `grad_x = grad_y W`, overwriting `grad_x`. From chapter 7, weights at least half as large
@@ -411,12 +417,13 @@ impl Kernels {
     /// chosen by [`Kernels::linear_reads_in_rows`]).
     pub fn linear_backward_input(&self, shape: &LinearShape, grad_y: &[f32], weight: &[f32], grad_x: &mut [f32]) {
         shape.check_backward_input(grad_y, weight, grad_x);
-        match linear_sweeps(self.isa) {
+        let k = self.for_linear(shape);
+        match linear_sweeps(k.isa) {
             // Chapter 7: weights that live in memory are read in rows.
             // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
             Some(f) if (f.reads_in_rows)(shape) => unsafe { (f.input)(shape, grad_y, weight, grad_x) },
             // SAFETY: as above.
-            _ => unsafe { (self.linear_backward_input)(shape, grad_y, weight, grad_x) },
+            _ => unsafe { (k.linear_backward_input)(shape, grad_y, weight, grad_x) },
         }
     }
 
@@ -430,8 +437,9 @@ impl Kernels {
         grad_bias: &mut [f32],
     ) {
         shape.check_backward_weight(x, grad_y, grad_weight, grad_bias);
+        let k = self.for_linear(shape);
         // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
-        unsafe { (self.linear_backward_weight)(shape, x, grad_y, grad_weight, grad_bias) }
+        unsafe { (k.linear_backward_weight)(shape, x, grad_y, grad_weight, grad_bias) }
     }
 
     // ANCHOR: linear_update_methods
@@ -458,7 +466,8 @@ impl Kernels {
         lr: f32,
     ) {
         shape.check_backward_sweep(x, grad_y, weight, weight, grad_bias, grad_x.as_deref());
-        match linear_sweeps(self.isa) {
+        let k = self.for_linear(shape);
+        match linear_sweeps(k.isa) {
             // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
             Some(f) => unsafe { (f.update)(shape, x, grad_y, weight, grad_bias, grad_x, lr) },
             None => super::scalar::linear_backward_update(shape, x, grad_y, weight, grad_bias, grad_x, lr),
@@ -485,11 +494,12 @@ impl Kernels {
         grad_x: &mut [f32],
     ) {
         shape.check_backward_input(grad_y, weight, grad_x);
-        match linear_sweeps(self.isa) {
+        let k = self.for_linear(shape);
+        match linear_sweeps(k.isa) {
             // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
             Some(f) => unsafe { (f.input)(shape, grad_y, weight, grad_x) },
             // SAFETY: as above.
-            None => unsafe { (self.linear_backward_input)(shape, grad_y, weight, grad_x) },
+            None => unsafe { (k.linear_backward_input)(shape, grad_y, weight, grad_x) },
         }
     }
 
@@ -517,7 +527,8 @@ impl Kernels {
         grad_x: Option<&mut [f32]>,
     ) {
         shape.check_backward_sweep(x, grad_y, weight, grad_weight, grad_bias, grad_x.as_deref());
-        match linear_sweeps(self.isa) {
+        let k = self.for_linear(shape);
+        match linear_sweeps(k.isa) {
             // SAFETY: a `Kernels` exists only for an ISA this CPU supports (`for_isa` checked it).
             Some(f) => unsafe { (f.gradients)(shape, x, grad_y, weight, grad_weight, grad_bias, grad_x) },
             None => {
