@@ -8,6 +8,7 @@ use common::{compare, rand_vec, sum_atol};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use simd_cnn::kernels::{Conv2dShape, Isa, Kernels, LinearShape, Pool2dShape};
+use simd_cnn::tensor::AlignedVec;
 
 /// Runs `check` on `cases` generated inputs for every SIMD instruction set available here.
 fn for_each_simd_isa<T: std::fmt::Debug>(
@@ -230,6 +231,36 @@ fn kernels_leave_memory_outside_their_output_alone() {
             "{}: linear_backward_input wrote past its output",
             k.isa()
         );
+    });
+}
+
+/// The forward pass reads the weights where they are when they start on a cache line and the
+/// output channels fill whole vectors, as a layer's do (its tensors are 64-byte aligned), and
+/// copies them otherwise. Both ways give the same bits, for every table, and the scalar result.
+#[test]
+fn weights_read_in_place_give_the_bits_of_a_copy() {
+    common::for_each_isa(|k| {
+        for c_out in [3, 16, 17, 32, 64] {
+            let s = Conv2dShape { n: 2, h: 4, w: 15, c_in: 5, c_out };
+            let (x, b) = (rand_vec(s.input_len(), 1), rand_vec(c_out, 2));
+            let mut aligned = AlignedVec::zeros(s.weight_len());
+            aligned.copy_from_slice(&rand_vec(s.weight_len(), 3));
+            // The same weights one or two floats further on: never on a cache line.
+            let mut buffer = vec![0.0f32; s.weight_len() + 2];
+            let shift = if buffer.as_ptr().addr() % 64 == 60 { 2 } else { 1 };
+            buffer[shift..shift + s.weight_len()].copy_from_slice(&aligned);
+            let shifted = &buffer[shift..shift + s.weight_len()];
+            assert!(aligned.as_ptr().addr().is_multiple_of(64) && !shifted.as_ptr().addr().is_multiple_of(64));
+            let run = |k: &Kernels, w: &[f32]| {
+                let mut y = vec![0.0; s.output_len()];
+                k.conv2d_forward(&s, &x, w, &b, &mut y, true);
+                y
+            };
+            let (in_place, copied) = (run(k, &aligned), run(k, shifted));
+            assert!(in_place.iter().zip(&copied).all(|(a, b)| a.to_bits() == b.to_bits()), "{} c_out {c_out}", k.isa());
+            compare("in place", &in_place, &run(Kernels::scalar(), &aligned), sum_atol(9 * s.c_in), 1e-4)
+                .unwrap_or_else(|e| panic!("{}: {e}", k.isa()));
+        }
     });
 }
 

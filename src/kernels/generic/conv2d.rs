@@ -88,10 +88,19 @@ pub(crate) fn conv2d_forward_with<S: SimdF32, K: ChannelLoop<S>, const PIX: usiz
 ) {
     shape.check_forward(input, weight, bias, output);
     let c_out_p = shape.c_out.next_multiple_of(S::LANES);
-    let packed = pack_weights(weight, shape.c_in, shape.c_out, c_out_p);
+    // The copy is needed only to pad the output channels or to align the first weight; the
+    // weights of every layer of our networks need neither, and are read where they are.
+    let copy;
+    let packed = match c_out_p == shape.c_out && weight.as_ptr().addr().is_multiple_of(64) {
+        true => weight,
+        false => {
+            copy = pack_weights(weight, shape.c_in, shape.c_out, c_out_p);
+            &copy[..]
+        }
+    };
     let mut bias_p = AlignedVec::zeros(c_out_p);
     bias_p[..shape.c_out].copy_from_slice(bias);
-    conv3x3::<S, K, PIX, COV>(s, shape, input, &packed, &bias_p, output, fuse_relu);
+    conv3x3::<S, K, PIX, COV>(s, shape, input, packed, &bias_p, output, fuse_relu);
 }
 // ANCHOR_END: conv2d_forward
 
