@@ -329,6 +329,31 @@ fn the_input_gradient_in_rows_is_the_input_gradient_bit_for_bit() {
     });
 }
 
+/// The sweeps of a layer with no image, no feature or no output go to the scalar kernels, as
+/// chapter 2's passes do, and every table computes what the scalar one does: a gradient of
+/// zeros where there is no image, weights moved by nothing, nothing written where there is
+/// nothing to write.
+#[test]
+fn the_sweeps_of_empty_layers_compute_what_scalar_does() {
+    for (batch, in_features, out_features) in [(0, 5, 3), (2, 0, 3), (2, 5, 0), (16, 0, 128), (0, 0, 0)] {
+        let s = LinearShape { batch, in_features, out_features };
+        let (x, gy, w) = (vec![1.0; s.input_len()], vec![0.5; s.output_len()], vec![2.0; s.weight_len()]);
+        let run = |k: &Kernels| {
+            let (mut gw, mut gb, mut gx) =
+                (vec![f32::NAN; s.weight_len()], vec![f32::NAN; out_features], vec![f32::NAN; s.input_len()]);
+            k.linear_backward_sweep(&s, &x, &gy, &w, &mut gw, &mut gb, Some(&mut gx));
+            let mut gx_rows = vec![f32::NAN; s.input_len()];
+            k.linear_backward_input_in_rows(&s, &gy, &w, &mut gx_rows);
+            let (mut wu, mut gbu, mut gxu) = (w.clone(), vec![f32::NAN; out_features], vec![f32::NAN; s.input_len()]);
+            k.linear_backward_update(&s, &x, &gy, &mut wu, &mut gbu, Some(&mut gxu), 0.5);
+            [gw, gb, gx, gx_rows, wu, gbu, gxu]
+        };
+        let want = run(Kernels::scalar());
+        assert!(want.iter().flatten().all(|v| v.is_finite()), "{s:?}: the scalar sweeps left a value unwritten");
+        for_each_isa(|k| assert_eq!(run(k), want, "{} {s:?}", k.isa()));
+    }
+}
+
 // ANCHOR: linear_sweep_test
 /// A layer whose weights and gradient fill the last-level cache, which AVX-512's sweep streams
 /// (Listing 7.21): rows of 4112 features (32 panels of 128 and one of a single AVX-512 vector),
