@@ -234,31 +234,51 @@ fn kernels_leave_memory_outside_their_output_alone() {
     });
 }
 
+/// A buffer of `len` floats that starts on a cache line, and one of `len` floats that does not
+/// (one or two floats into a larger one): the two ways into the convolution's engine.
+fn on_and_off_a_line(len: usize) -> (AlignedVec, Vec<f32>, std::ops::Range<usize>) {
+    let buffer = vec![f32::NAN; len + 2];
+    let shift = if buffer.as_ptr().addr() % 64 == 60 { 2 } else { 1 };
+    assert!(!buffer[shift..].as_ptr().addr().is_multiple_of(64));
+    (AlignedVec::zeros(len), buffer, shift..shift + len)
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits())
+}
+
 /// The forward pass reads the weights where they are when they start on a cache line and the
 /// output channels fill whole vectors, as a layer's do (its tensors are 64-byte aligned), and
-/// copies them otherwise. Both ways give the same bits, for every table, and the scalar result.
+/// copies them otherwise; the weight gradient is summed in place or in a copy on the same
+/// terms. Both ways give the same bits, for every table, and the scalar result.
 #[test]
 fn weights_read_in_place_give_the_bits_of_a_copy() {
     common::for_each_isa(|k| {
         for c_out in [3, 16, 17, 32, 64] {
             let s = Conv2dShape { n: 2, h: 4, w: 15, c_in: 5, c_out };
-            let (x, b) = (rand_vec(s.input_len(), 1), rand_vec(c_out, 2));
-            let mut aligned = AlignedVec::zeros(s.weight_len());
+            let (x, b, gy) = (rand_vec(s.input_len(), 1), rand_vec(c_out, 2), rand_vec(s.output_len(), 4));
+            let (mut aligned, mut buffer, off) = on_and_off_a_line(s.weight_len());
             aligned.copy_from_slice(&rand_vec(s.weight_len(), 3));
-            // The same weights one or two floats further on: never on a cache line.
-            let mut buffer = vec![0.0f32; s.weight_len() + 2];
-            let shift = if buffer.as_ptr().addr() % 64 == 60 { 2 } else { 1 };
-            buffer[shift..shift + s.weight_len()].copy_from_slice(&aligned);
-            let shifted = &buffer[shift..shift + s.weight_len()];
-            assert!(aligned.as_ptr().addr().is_multiple_of(64) && !shifted.as_ptr().addr().is_multiple_of(64));
-            let run = |k: &Kernels, w: &[f32]| {
+            buffer[off.clone()].copy_from_slice(&aligned);
+            let forward = |k: &Kernels, w: &[f32]| {
                 let mut y = vec![0.0; s.output_len()];
                 k.conv2d_forward(&s, &x, w, &b, &mut y, true);
                 y
             };
-            let (in_place, copied) = (run(k, &aligned), run(k, shifted));
-            assert!(in_place.iter().zip(&copied).all(|(a, b)| a.to_bits() == b.to_bits()), "{} c_out {c_out}", k.isa());
-            compare("in place", &in_place, &run(Kernels::scalar(), &aligned), sum_atol(9 * s.c_in), 1e-4)
+            let in_place = forward(k, &aligned);
+            assert!(same_bits(&in_place, &forward(k, &buffer[off.clone()])), "{} forward, c_out {c_out}", k.isa());
+            compare("in place", &in_place, &forward(Kernels::scalar(), &aligned), sum_atol(9 * s.c_in), 1e-4)
+                .unwrap_or_else(|e| panic!("{}: {e}", k.isa()));
+
+            let (mut gw, mut buffer, off) = on_and_off_a_line(s.weight_len());
+            gw.fill(f32::NAN);
+            let mut gb = vec![0.0; c_out];
+            k.conv2d_backward_weight(&s, &x, &gy, &mut gw, &mut gb);
+            k.conv2d_backward_weight(&s, &x, &gy, &mut buffer[off.clone()], &mut gb);
+            assert!(same_bits(&gw, &buffer[off]), "{} weight gradient, c_out {c_out}", k.isa());
+            let mut want = vec![0.0; s.weight_len()];
+            Kernels::scalar().conv2d_backward_weight(&s, &x, &gy, &mut want, &mut gb);
+            compare("in place", &gw, &want, sum_atol(s.n * s.h * s.w), 1e-4)
                 .unwrap_or_else(|e| panic!("{}: {e}", k.isa()));
         }
     });

@@ -356,7 +356,8 @@ impl Executor for Serial<'_> {
         check_conv_pool(conv, pool, x, g_pooled, winners);
         let (one_conv, one_pool) = (Conv2dShape { n: 1, ..*conv }, Pool2dShape { n: 1, ..*pool });
         let (x_image, p_image) = (one_conv.input_len(), one_pool.output_len());
-        let (mut gw, mut gb) = (vec![0.0; conv.weight_len()], vec![0.0; conv.c_out]);
+        // On a cache line, as the layer's own gradient is, so that the kernel sums into it.
+        let (mut gw, mut gb) = (AlignedVec::zeros(conv.weight_len()), vec![0.0; conv.c_out]);
         for i in 0..conv.n {
             let (x, winners, gy) =
                 (&x[i * x_image..][..x_image], &winners[i * p_image..][..p_image], &g_pooled[i * p_image..][..p_image]);
@@ -368,7 +369,7 @@ impl Executor for Serial<'_> {
                 continue;
             }
             conv_pool_backward_image(self.0, &one_conv, &one_pool, x, winners, gy, w, &mut gw, &mut gb, gx);
-            for (sum, g) in weight.grad.as_mut_slice().iter_mut().zip(&gw) {
+            for (sum, g) in weight.grad.as_mut_slice().iter_mut().zip(gw.iter()) {
                 *sum += g;
             }
             for (sum, g) in bias.grad.as_mut_slice().iter_mut().zip(&gb) {

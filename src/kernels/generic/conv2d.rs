@@ -418,7 +418,17 @@ pub(crate) fn conv2d_backward_weight<S: SimdF32, const CIB: usize, const COV: us
     let Conv2dShape { n, h, w, c_in, c_out } = *shape;
     let c_out_p = c_out.next_multiple_of(S::LANES);
     let vectors = c_out_p / S::LANES;
-    let mut gw = AlignedVec::zeros(9 * c_in * c_out_p);
+    // The sums go straight into `grad_weight` when its rows are whole vectors and it starts on
+    // a cache line, as a layer's gradient does; otherwise into a padded, aligned copy.
+    let in_place = c_out == c_out_p && grad_weight.as_ptr().addr().is_multiple_of(64);
+    let mut padded_gw = AlignedVec::zeros(if in_place { 0 } else { 9 * c_in * c_out_p });
+    let gw = match in_place {
+        true => {
+            grad_weight.fill(0.0);
+            grad_weight.as_mut_ptr()
+        }
+        false => padded_gw.as_mut_ptr(),
+    };
     let mut gb = AlignedVec::zeros(c_out_p);
     // The tiles load whole vectors of the output gradient; when c_out is not a multiple of
     // LANES, each row is first copied into a zero-padded one.
@@ -442,8 +452,8 @@ pub(crate) fn conv2d_backward_weight<S: SimdF32, const CIB: usize, const COV: us
                 let Some(iy) = (y + ky).checked_sub(1).filter(|&iy| iy < h) else { continue };
                 // SAFETY: image img, row iy is inside input.
                 let in_row = unsafe { input.as_ptr().add(((img * h + iy) * w) * c_in) };
-                // SAFETY: kernel row ky of the padded gradient is inside gw.
-                let gw_ky = unsafe { gw.as_mut_ptr().add(ky * 3 * c_in * c_out_p) };
+                // SAFETY: kernel row ky of the gradient, 3 * c_in rows of c_out_p, is inside gw.
+                let gw_ky = unsafe { gw.add(ky * 3 * c_in * c_out_p) };
                 let mut ci0 = 0;
                 while ci0 < c_in {
                     let cib = if c_in - ci0 >= CIB { CIB } else { 1 };
@@ -469,8 +479,10 @@ pub(crate) fn conv2d_backward_weight<S: SimdF32, const CIB: usize, const COV: us
             }
         }
     }
-    for (dst, src) in grad_weight.chunks_exact_mut(c_out).zip(gw.chunks_exact(c_out_p)) {
-        dst.copy_from_slice(&src[..c_out]);
+    if !in_place {
+        for (dst, src) in grad_weight.chunks_exact_mut(c_out).zip(padded_gw.chunks_exact(c_out_p)) {
+            dst.copy_from_slice(&src[..c_out]);
+        }
     }
     grad_bias.copy_from_slice(&gb[..c_out]);
 }
