@@ -40,16 +40,21 @@ fn put_bytes<S: SimdF32>(bytes: &mut [u8], codes: &[f32; MAX_LANES]) {
 }
 
 /// `codes[i] = bytes[i]` for the first `bytes.len() <= S::LANES` codes; the rest of the vector's
-/// lanes become zeros, which match no window's input. The inverse of `put_bytes`, built the same way.
+/// lanes become zeros, which match no window's input. The inverse of `put_bytes`: the conversion
+/// runs over all `S::LANES` bytes, read where they are for a whole vector and from a copy only
+/// for a tail. (Copying a whole vector's bytes too, as `put_bytes` does, let the compiler merge
+/// the two copies into one call of `memcpy` of variable length, 0.7 % of the fused step.)
 #[inline(always)]
 fn get_bytes<S: SimdF32>(codes: &mut [f32; MAX_LANES], bytes: &[u8]) {
-    let mut all = [0u8; MAX_LANES];
-    if bytes.len() == S::LANES {
-        all[..S::LANES].copy_from_slice(bytes);
-    } else {
-        all[..bytes.len()].copy_from_slice(bytes);
-    }
-    for (code, &byte) in codes[..S::LANES].iter_mut().zip(&all[..S::LANES]) {
+    let mut tail = [0u8; MAX_LANES];
+    let bytes = match bytes.len() == S::LANES {
+        true => bytes,
+        false => {
+            tail[..bytes.len()].copy_from_slice(bytes);
+            &tail[..]
+        }
+    };
+    for (code, &byte) in codes[..S::LANES].iter_mut().zip(&bytes[..S::LANES]) {
         *code = f32::from(byte);
     }
 }
