@@ -24,6 +24,7 @@ use crate::model::{
     CatDogCnn, Executor, Serial, StepStats, check_conv_pool, conv_pool_backward_image, conv_pool_forward_image,
 };
 use crate::nn::{Flatten, Param};
+use crate::tensor::AlignedVec;
 use crate::train::Sgd;
 use rayon::prelude::*;
 
@@ -55,8 +56,10 @@ pub struct DataParallel {
     pool: rayon::ThreadPool,
     threads: usize,
     /// Per-image weight and bias gradients of each convolution, before the ordered sum
-    /// (indexed by the layer's place among the layers with parameters).
-    conv_grad_w: Vec<Vec<f32>>,
+    /// (indexed by the layer's place among the layers with parameters). The weight gradients
+    /// start on a cache line, and so does each image's part when its length is a whole number
+    /// of lines (every layer's here), so that the kernel sums into it in place.
+    conv_grad_w: Vec<AlignedVec>,
     conv_grad_b: Vec<Vec<f32>>,
     /// Columns of a fully connected layer's output or output gradient, one block per thread.
     columns: Vec<f32>,
@@ -206,11 +209,13 @@ impl DataParallel {
     /// `layer`, sized for the batch of `s`.
     fn conv_grad_parts(&mut self, layer: usize, s: &Conv2dShape) -> (&rayon::ThreadPool, &mut [f32], &mut [f32]) {
         if self.conv_grad_w.len() <= layer {
-            self.conv_grad_w.resize(layer + 1, Vec::new());
+            self.conv_grad_w.resize(layer + 1, AlignedVec::default());
             self.conv_grad_b.resize(layer + 1, Vec::new());
         }
         let (parts_w, parts_b) = (&mut self.conv_grad_w[layer], &mut self.conv_grad_b[layer]);
-        parts_w.resize(s.n * s.weight_len(), 0.0);
+        if parts_w.len() != s.n * s.weight_len() {
+            *parts_w = AlignedVec::zeros(s.n * s.weight_len());
+        }
         parts_b.resize(s.n * s.c_out, 0.0);
         (&self.pool, parts_w, parts_b)
     }

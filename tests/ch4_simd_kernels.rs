@@ -223,6 +223,19 @@ fn kernels_leave_memory_outside_their_output_alone() {
         k.relu_forward(&mut buf[..23]);
         assert!(buf[23..].iter().all(|&v| v == 7.0), "{}: relu_forward wrote past its slice", k.isa());
 
+        // The weight gradient summed in place (rows of whole vectors, on a cache line) stops at
+        // its end too.
+        let s = Conv2dShape { n: 1, h: 3, w: 5, c_in: 3, c_out: 16 };
+        let mut buf = AlignedVec::zeros(s.weight_len() + 40);
+        buf.fill(7.0);
+        let (x, gy, mut gb) = (rand_vec(s.input_len(), 7), rand_vec(s.output_len(), 8), vec![0.0; 16]);
+        k.conv2d_backward_weight(&s, &x, &gy, &mut buf[..s.weight_len()], &mut gb);
+        assert!(
+            buf[s.weight_len()..].iter().all(|&v| v == 7.0),
+            "{}: conv2d_backward_weight wrote past its output",
+            k.isa()
+        );
+
         let ls = LinearShape { batch: 3, in_features: 21, out_features: 5 };
         let mut buf = vec![7.0f32; ls.input_len() + 40];
         k.linear_backward_input(&ls, &rand_vec(15, 5), &rand_vec(105, 6), &mut buf[..ls.input_len()]);

@@ -88,8 +88,9 @@ pub(crate) fn conv2d_forward_with<S: SimdF32, K: ChannelLoop<S>, const PIX: usiz
 ) {
     shape.check_forward(input, weight, bias, output);
     let c_out_p = shape.c_out.next_multiple_of(S::LANES);
-    // The copy is needed only to pad the output channels or to align the first weight; the
-    // weights of every layer of our networks need neither, and are read where they are.
+    // The copy is needed only to pad the output channels or to align the first weight (for
+    // speed alone: every load is unaligned-safe, so both ways give the same bits); the weights
+    // of every layer of our networks need neither, and are read where they are.
     let copy;
     let packed = match c_out_p == shape.c_out && weight.as_ptr().addr().is_multiple_of(64) {
         true => weight,
@@ -419,7 +420,9 @@ pub(crate) fn conv2d_backward_weight<S: SimdF32, const CIB: usize, const COV: us
     let c_out_p = c_out.next_multiple_of(S::LANES);
     let vectors = c_out_p / S::LANES;
     // The sums go straight into `grad_weight` when its rows are whole vectors and it starts on
-    // a cache line, as a layer's gradient does; otherwise into a padded, aligned copy.
+    // a cache line, as a layer's gradient does; otherwise into a padded, aligned copy. Either
+    // way `gw` points to 9 * c_in * c_out_p floats: `check_backward_weight` holds
+    // grad_weight.len() == 9 * c_in * c_out, and `in_place` needs c_out == c_out_p.
     let in_place = c_out == c_out_p && grad_weight.as_ptr().addr().is_multiple_of(64);
     let mut padded_gw = AlignedVec::zeros(if in_place { 0 } else { 9 * c_in * c_out_p });
     let gw = match in_place {
@@ -548,7 +551,7 @@ impl Reduce {
     ///
     /// # Safety
     /// `in_row` is input row y+ky-1 (`w` pixels of `c_in`), `g_row` output-gradient row y (`w`
-    /// pixels of `c_out_p`), `gw_ky` kernel row ky of the padded gradient (`3 * c_in * c_out_p`);
+    /// pixels of `c_out_p`), `gw_ky` kernel row ky of the gradient, padded or not (`3 * c_in * c_out_p`);
     /// `ci0 + CI <= c_in`; `(v0 + C) * LANES <= c_out_p`.
     #[inline(always)]
     unsafe fn tile<S: SimdF32, const CI: usize, const C: usize>(
