@@ -3,7 +3,7 @@
 //! and so must give the same bits.
 mod common;
 
-use common::{compare, rand_vec, sum_atol};
+use common::{compare, rand_vec, same_bits, sum_atol};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use simd_cnn::kernels::{Conv2dShape, Isa, Kernels};
@@ -66,14 +66,8 @@ fn asm_conv2d_forward_matches_scalar_and_the_compilers_tile() {
             compiled.conv2d_forward(&s, &x, &w, &b, &mut compiler, relu);
             compare(&format!("asm conv2d_forward {s:?} relu {relu}"), &got, &want, sum_atol(9 * s.c_in), 1e-4)
                 .map_err(TestCaseError::fail)?;
-            prop_assert!(
-                got.iter().zip(&compiler).all(|(a, c)| a.to_bits() == c.to_bits()),
-                "asm and compiler tiles differ on {s:?}"
-            );
-            prop_assert!(
-                got.iter().zip(&in_place).all(|(a, c)| a.to_bits() == c.to_bits()),
-                "asm tiles differ with the weights on a cache line on {s:?}"
-            );
+            prop_assert!(same_bits(&got, &compiler), "asm and compiler tiles differ on {s:?}");
+            prop_assert!(same_bits(&got, &in_place), "asm tiles differ with the weights on a cache line on {s:?}");
         }
         Ok(())
     });

@@ -4,7 +4,7 @@
 //! shapes and data and, on a failure, shrinks them to the smallest one that still fails.
 mod common;
 
-use common::{compare, rand_vec, sum_atol};
+use common::{compare, rand_vec, same_bits, sum_atol};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use simd_cnn::kernels::{Conv2dShape, Isa, Kernels, LinearShape, Pool2dShape};
@@ -254,10 +254,6 @@ fn on_and_off_a_line(len: usize) -> (AlignedVec, Vec<f32>, std::ops::Range<usize
     let shift = if buffer.as_ptr().addr() % 64 == 60 { 2 } else { 1 };
     assert!(!buffer[shift..].as_ptr().addr().is_multiple_of(64));
     (AlignedVec::zeros(len), buffer, shift..shift + len)
-}
-
-fn same_bits(a: &[f32], b: &[f32]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits())
 }
 
 /// The forward pass reads the weights where they are when they start on a cache line and the

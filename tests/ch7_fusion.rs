@@ -4,7 +4,7 @@
 //! of one that does not; and it keeps the memory chapter 7 counts.
 mod common;
 
-use common::{assert_close, check_directions, compare, for_each_isa, rand_vec, sum_atol};
+use common::{assert_close, check_directions, compare, for_each_isa, rand_vec, same_bits, sum_atol};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use simd_cnn::bench::roofline::kept_bytes;
@@ -242,16 +242,15 @@ fn the_fused_linear_update_is_the_three_passes_bit_for_bit() {
             k.axpy(-lr, &gw, &mut w3);
             let (mut wf, mut gbf, mut gxf) = (w.clone(), vec![f32::NAN; s.out_features], vec![f32::NAN; s.input_len()]);
             k.linear_backward_update(&s, &x, &gy, &mut wf, &mut gbf, with_gx.then_some(&mut gxf[..]), lr);
-            let bits = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
-            prop_assert!(bits(&wf, &w3), "{}: updated weights differ from the three passes on {s:?}", k.isa());
-            prop_assert!(bits(&gbf, &gb3), "{}: bias gradient on {s:?}", k.isa());
+            prop_assert!(same_bits(&wf, &w3), "{}: updated weights differ from the three passes on {s:?}", k.isa());
+            prop_assert!(same_bits(&gbf, &gb3), "{}: bias gradient on {s:?}", k.isa());
             let (mut ws, mut gbs, mut gxs) = (w.clone(), vec![0.0; s.out_features], vec![0.0; s.input_len()]);
             scalar.linear_backward_update(&s, &x, &gy, &mut ws, &mut gbs, with_gx.then_some(&mut gxs[..]), lr);
             let fail = |e: String| TestCaseError::fail(format!("{}: {e}", k.isa()));
             compare(&format!("weights {s:?}"), &wf, &ws, lr * sum_atol(s.batch), 1e-5).map_err(fail)?;
             compare(&format!("bias gradient {s:?}"), &gbf, &gbs, sum_atol(s.batch), 1e-5).map_err(fail)?;
             if with_gx {
-                prop_assert!(bits(&gxf, &gx3), "{}: input gradient on {s:?}", k.isa());
+                prop_assert!(same_bits(&gxf, &gx3), "{}: input gradient on {s:?}", k.isa());
                 compare(&format!("input gradient {s:?}"), &gxf, &gxs, sum_atol(s.out_features), 1e-4).map_err(fail)?;
             } else {
                 prop_assert!(gxf.iter().all(|v| v.is_nan()), "no input gradient was asked for");
@@ -289,11 +288,10 @@ fn the_linear_sweep_is_the_two_passes_bit_for_bit() {
             let gw = &mut room[usize::from(!whole)..][..s.weight_len()];
             let (mut gb, mut gx) = (vec![f32::NAN; s.out_features], vec![f32::NAN; s.input_len()]);
             k.linear_backward_sweep(&s, &x, &gy, &w, gw, &mut gb, with_gx.then_some(&mut gx[..]));
-            let bits = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
-            prop_assert!(bits(gw, &gw2), "{}: weight gradient on {s:?}", k.isa());
-            prop_assert!(bits(&gb, &gb2), "{}: bias gradient on {s:?}", k.isa());
+            prop_assert!(same_bits(gw, &gw2), "{}: weight gradient on {s:?}", k.isa());
+            prop_assert!(same_bits(&gb, &gb2), "{}: bias gradient on {s:?}", k.isa());
             match with_gx {
-                true => prop_assert!(bits(&gx, &gx2), "{}: input gradient on {s:?}", k.isa()),
+                true => prop_assert!(same_bits(&gx, &gx2), "{}: input gradient on {s:?}", k.isa()),
                 false => prop_assert!(gx.iter().all(|v| v.is_nan()), "no input gradient was asked for"),
             }
             Ok(())
@@ -319,8 +317,7 @@ fn the_input_gradient_in_rows_is_the_input_gradient_bit_for_bit() {
             k.linear_backward_input(&s, &gy, &w, &mut gx2);
             let mut gx = vec![f32::NAN; s.input_len()];
             k.linear_backward_input_in_rows(&s, &gy, &w, &mut gx);
-            let bits = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
-            prop_assert!(bits(&gx, &gx2), "{}: input gradient on {s:?}", k.isa());
+            prop_assert!(same_bits(&gx, &gx2), "{}: input gradient on {s:?}", k.isa());
             Ok(())
         });
         if let Err(e) = result {
@@ -384,9 +381,8 @@ fn a_streamed_gradient_is_the_two_passes_bit_for_bit() {
             let gw = &mut room[offset..][..s.weight_len()];
             let (mut gb, mut gx) = (vec![f32::NAN; s.out_features], vec![f32::NAN; s.input_len()]);
             k.linear_backward_sweep(&s, &x, &gy, &w, gw, &mut gb, Some(&mut gx));
-            let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
-            assert!(same(gw, &gw2), "{}: weight gradient, {offset} floats off, {s:?}", k.isa());
-            assert!(same(&gb, &gb2) && same(&gx, &gx2), "{}: bias or input gradient, {s:?}", k.isa());
+            assert!(same_bits(gw, &gw2), "{}: weight gradient, {offset} floats off, {s:?}", k.isa());
+            assert!(same_bits(&gb, &gb2) && same_bits(&gx, &gx2), "{}: bias or input gradient, {s:?}", k.isa());
         }
     });
 }

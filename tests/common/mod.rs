@@ -74,6 +74,12 @@ pub fn compare(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) -> R
     }
 }
 
+/// Whether `a` and `b` hold the same floats bit for bit (NaNs included), with no tolerance:
+/// what two ways of computing one sum in one order must give.
+pub fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits())
+}
+
 /// [`compare`], panicking with its description.
 #[track_caller]
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
